@@ -1,0 +1,119 @@
+"""Combine the verdicts of many identifiers into one decision, incrementally.
+
+The decision rule (documented in README, "How a protocol is chosen"):
+
+1. Every identifier sees the same bytes; identifiers are consulted in precedence order
+   (user files first, then specific built-ins, then generic ones; ties by name), so the result
+   never depends on the order they were registered in.
+2. An identifier that answered "no match" is never asked again for this connection (the
+   verdict is final by contract); one that asked for N bytes is not asked again before N arrive.
+3. The match with the best precedence wins, but only once no identifier of better precedence
+   is still waiting for bytes: a more specific protocol gets its chance before a generic one.
+4. When no more bytes will come (byte limit, identify timeout, client closed its side), the
+   best match so far wins, or there is no match.
+
+An identifier that raises is treated as "no match" for that connection and reported through
+``errors`` so the caller can log it; it never escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from passthru.identify.base import Fields, Identifier, check_verdict
+
+Guard = Callable[[Identifier, bytes], "Fields | int | None"]
+
+
+def call_plain(identifier: Identifier, data: bytes) -> Fields | int | None:
+    """Call an identifier with no containment (built-ins are trusted, pure and bounded)."""
+    return identifier.identify(data)
+
+
+@dataclass
+class Answer:
+    """What one identifier said about the bytes so far (``verdict`` as in the base API)."""
+
+    identifier: Identifier
+    verdict: Fields | int | None = 0
+    error: str | None = None
+
+    @property
+    def matched(self) -> bool:
+        return isinstance(self.verdict, dict)
+
+    @property
+    def needed(self) -> int | None:
+        return self.verdict if isinstance(self.verdict, int) else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome so far: a protocol and its fields, or how many bytes would help."""
+
+    protocol: str | None
+    fields: Fields
+    bytes_needed: int | None
+    identifier: Identifier | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.bytes_needed is None
+
+
+def ordered(identifiers: Iterable[Identifier]) -> list[Identifier]:
+    """The consultation order: precedence, then name, so registration order never matters."""
+    return sorted(identifiers, key=lambda i: (i.precedence, i.name))
+
+
+@dataclass
+class Identification:
+    """Per-connection identification state: feed it the growing prefix, read the decision."""
+
+    identifiers: list[Identifier]
+    guard: Guard = call_plain
+    answers: list[Answer] = field(init=False)
+    errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.answers = [Answer(i) for i in ordered(self.identifiers)]
+
+    def feed(self, data: bytes, final: bool = False) -> Decision:
+        """Re-run the identifiers that could still change their mind on ``data``."""
+        for answer in self.answers:
+            if answer.verdict is None or answer.matched:
+                continue
+            if isinstance(answer.verdict, int) and len(data) < answer.verdict:
+                continue
+            answer.verdict = self._ask(answer, data)
+        return self._decide(final)
+
+    def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
+        identifier = answer.identifier
+        try:
+            return check_verdict(identifier.name, data, self.guard(identifier, data))
+        except Exception as exc:
+            answer.error = f"{type(exc).__name__}: {exc}"
+            self.errors.append((identifier, answer.error))
+            return None
+
+    def _decide(self, final: bool) -> Decision:
+        waiting: list[int] = []
+        for answer in self.answers:
+            if answer.matched:
+                if waiting and not final:
+                    break
+                assert isinstance(answer.verdict, dict)
+                return Decision(answer.identifier.name, answer.verdict, None, answer.identifier)
+            needed = answer.needed
+            if needed is not None and needed > 0:
+                waiting.append(needed)
+        if waiting and not final:
+            return Decision(None, {}, min(waiting))
+        return Decision(None, {}, None)
+
+
+def identify(identifiers: Iterable[Identifier], data: bytes, final: bool = False) -> Decision:
+    """One-shot identification of a complete sample (the CLI and tests use this)."""
+    return Identification(list(identifiers)).feed(data, final=final)
