@@ -5,7 +5,8 @@ and small helpers for text lines. Every built-in uses these instead of slicing b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Iterator
 from functools import wraps
 
 from passthru.identify.base import Fields
@@ -70,6 +71,44 @@ class Reader:
         start = self._take(4)
         return int.from_bytes(self.data[start : start + 4], "little")
 
+    def u16le(self) -> int:
+        start = self._take(2)
+        return int.from_bytes(self.data[start : start + 2], "little")
+
+    def u64le(self) -> int:
+        start = self._take(8)
+        return int.from_bytes(self.data[start : start + 8], "little")
+
+    def varint(self, max_bytes: int = 4) -> int:
+        """A base-128 little-endian group integer with a continuation bit (MQTT's Variable Byte
+        Integer): at most ``max_bytes`` bytes, and no redundant trailing zero group."""
+        value = 0
+        for index in range(max_bytes):
+            byte = self.u8()
+            value |= (byte & 0x7F) << (7 * index)
+            if not byte & 0x80:
+                if byte == 0 and index:
+                    raise Malformed("non-minimal variable-length integer")
+                return value
+        raise Malformed("variable-length integer too long")
+
+    def expect(self, constant: bytes) -> None:
+        """Require the next bytes to be ``constant``; a differing partial prefix is rejected
+        as soon as it is seen, without waiting for the rest."""
+        available = self.data[self.pos : self.pos + len(constant)]
+        if not constant.startswith(available):
+            raise Malformed("constant differs")
+        self._take(len(constant))
+
+    def expect_zero(self, n: int) -> None:
+        """Require ``n`` reserved bytes to be zero (checked on the bytes already there first)."""
+        self.expect(bytes(n))
+
+    def finish(self) -> None:
+        """Require the enclosing structure to be exactly consumed."""
+        if self.remaining:
+            raise Malformed("bytes left over in a structure")
+
     def take(self, n: int) -> bytes:
         start = self._take(n)
         return self.data[start : start + n]
@@ -109,6 +148,13 @@ class Reader:
         value = self.data[self.pos : nul]
         self.pos = nul + 1
         return value
+
+
+def peek_u8(data: bytes, offset: int) -> int:
+    """The byte at ``offset``; Truncated when it has not arrived yet."""
+    if len(data) <= offset:
+        raise Truncated(offset + 1)
+    return data[offset]
 
 
 def verdict_of(parse: Callable[[bytes], Fields]) -> Callable[[bytes], Fields | int | None]:
@@ -184,3 +230,100 @@ def hostname(raw: bytes) -> str:
     if not name or any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in name):
         raise Malformed("host name has invalid characters")
     return name.rstrip(".").lower()
+
+
+def decimal(raw: bytes, maximum: int, minimum: int = 0) -> int:
+    """A canonical unsigned decimal: ASCII digits only, no sign, no leading zero (except "0")."""
+    if not raw or not raw.isdigit() or len(raw) > len(str(maximum)) or (raw[0] == 0x30 and len(raw) > 1):
+        raise Malformed("not a canonical decimal number")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise Malformed("number out of range")
+    return value
+
+
+def ascii_text(raw: bytes, allow: bytes = b"") -> str:
+    """``raw`` as a str when it is non-empty printable ASCII (plus ``allow``), else Malformed."""
+    if not raw or not is_printable_ascii(raw, allow):
+        raise Malformed("not printable ASCII")
+    return raw.decode("ascii")
+
+
+def words(line: bytes, count: int | None = None) -> list[bytes]:
+    """Split a protocol line on single spaces; every word non-empty (no double or edge spaces)."""
+    parts = line.split(b" ")
+    if not all(parts) or (count is not None and len(parts) != count):
+        raise Malformed("badly spaced line")
+    return parts
+
+
+def complete_lines(data: bytes, start: int = 0, max_length: int = 1024) -> Iterator[bytes]:
+    """Each complete line from ``start`` on (CRLF or LF removed); stops at an unfinished line.
+
+    Malformed when a line (finished or not) is longer than ``max_length``.
+    """
+    offset = start
+    while offset < len(data):
+        try:
+            line, offset = read_line(data, offset, max_length)
+        except Truncated:
+            return
+        yield line
+
+
+def header_block(data: bytes, offset: int, max_block: int = 16384, separator: bytes = b":") -> list[tuple[bytes, bytes]]:
+    """The ``name: value`` lines from ``offset`` to the empty line that ends them (HTTP, RTSP,
+    STOMP): names lower-cased, values stripped. Truncated until the empty line arrives."""
+    headers: list[tuple[bytes, bytes]] = []
+    start = offset
+    while True:
+        if offset - start > max_block:
+            raise Malformed("header block too long")
+        line, offset = read_line(data, offset, max_block)
+        if not line:
+            return headers
+        name, sep, value = line.partition(separator)
+        if not sep or not name or not is_printable_ascii(name):
+            raise Malformed("header line without a field name")
+        headers.append((name.lower(), value.strip()))
+
+
+def first_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the first header called ``name`` (lower case), or None."""
+    return next((value for key, value in headers if key == name), None)
+
+
+def ip_text(raw: bytes) -> str:
+    """A packed IPv4 (4 bytes) or IPv6 (16 bytes) address in its usual text form."""
+    return str(ipaddress.ip_address(raw))
+
+
+def parse_ip(text: bytes, version: int | None = None) -> str:
+    """A textual IP address in canonical form; Malformed when invalid or of another version."""
+    try:
+        address = ipaddress.ip_address(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Malformed("not an IP address") from exc
+    if version is not None and address.version != version:
+        raise Malformed("wrong IP address family")
+    return str(address)
+
+
+def split_authority(authority: str) -> tuple[str, int | None]:
+    """``host``, ``host:port`` or ``[v6]:port`` as (lower-case host, port or None)."""
+    port: int | None = None
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close < 0:
+            raise Malformed("unterminated IPv6 literal")
+        host, rest = authority[1:close], authority[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise Malformed("junk after IPv6 literal")
+            port = decimal(rest[1:].encode(), 65535)
+    elif authority.count(":") == 1:
+        host, _, port_text = authority.partition(":")
+        port = decimal(port_text.encode(), 65535) if port_text else None
+    else:
+        host = authority
+    return hostname(host.encode()), port

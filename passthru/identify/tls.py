@@ -2,6 +2,11 @@
 
 Reports ``sni`` (lower case), ``alpn`` (list, in the client's order) and ``version`` (the
 highest the client offers: "1.3", "1.2", ...). GREASE values (RFC 8701) are ignored.
+
+An SSL 2.0 CLIENT-HELLO in the 2-byte record format (what old clients sent for compatibility,
+RFC 5246 appendix E.2) is TLS too: ``version`` is "2.0-compat" when it offers SSL 3.0 or TLS,
+"2.0" for a pure SSL 2.0 hello; it carries no extensions, so no ``sni``/``alpn``. DTLS is not
+TLS over TCP: its record version (0xfeXX) is rejected.
 """
 
 from __future__ import annotations
@@ -72,7 +77,34 @@ def check_hello_start(payload: bytes) -> None:
         raise Malformed("ClientHello version is not 3.x")
 
 
+SSL2_CLIENT_HELLO = 0x01
+SSL2_MAX_RECORD = 0x7FFF  # 2-byte header: the high bit is the flag, 15 bits of length
+
+
+def parse_sslv2_hello(data: bytes) -> Fields:
+    """The SSL 2.0 record-format CLIENT-HELLO: lengths must add up to the record length."""
+    header = Reader(data)
+    length = header.u16() & SSL2_MAX_RECORD
+    hello = Reader(data, 2, 2 + length)
+    if hello.u8() != SSL2_CLIENT_HELLO:
+        raise Malformed("SSLv2 record is not a CLIENT-HELLO")
+    version = hello.u16()
+    if version != 0x0002 and version not in VERSION_NAMES:
+        raise Malformed("SSLv2 hello offers an unknown version")
+    specs = hello.u16()
+    session_id = hello.u16()
+    challenge = hello.u16()
+    if not specs or specs % 3 or session_id not in (0, 16) or not 16 <= challenge <= 32:
+        raise Malformed("SSLv2 CLIENT-HELLO lengths out of range")
+    if length != 9 + specs + session_id + challenge:
+        raise Malformed("SSLv2 CLIENT-HELLO lengths do not add up to the record")
+    hello.skip(specs + session_id + challenge)
+    return {"version": "2.0" if version == 0x0002 else "2.0-compat"}
+
+
 def parse_client_hello(data: bytes) -> Fields:
+    if data and data[0] & 0x80:
+        return parse_sslv2_hello(data)
     payload = handshake_bytes(data)
     hello = Reader(payload, 4, 4 + int.from_bytes(payload[1:4], "big"))
     legacy_version = hello.u16()
@@ -150,5 +182,5 @@ TLS = Identifier(
     identify=verdict_of(parse_client_hello),
     precedence=DEFAULT_PRECEDENCE,
     fields=("sni", "alpn", "version"),
-    description="TLS ClientHello (SSL 3.0 to TLS 1.3)",
+    description="TLS ClientHello (SSL 3.0 to TLS 1.3, structurally parsed) or SSLv2-format CLIENT-HELLO",
 )

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``passthru`` CLI, one module each (registered in ``passthru.cli``)."""

@@ -1,0 +1,149 @@
+"""Builders for ``routes`` and for the ``default`` / ``on_timeout`` targets.
+
+A route's ``match`` names a protocol (one the identifiers know) and any fields that protocol
+reports; values are compared as text, a list means "any of". A route without ``match`` is a
+catch-all. ``default`` and ``on_timeout`` take ``reject``, a route name or an address: names
+cannot contain ``:`` and addresses always do, so the three forms never overlap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+
+from passthru.config.addresses import ADDRESS_HINT, parse_endpoint
+from passthru.config.checker import Checker, closest, describe, one_of_text
+from passthru.config.document import Node
+from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Endpoint, Route
+
+ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol")
+REQUIRED = {
+    "name": "a unique name, e.g. name: web",
+    "to": "where to send matching connections, e.g. to: 127.0.0.1:8443",
+}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+REJECT = "reject"
+
+
+def routes(check: Checker, node: Node | None, protocols: Collection[str]) -> tuple[tuple[Route, ...], set[str]]:
+    """The ordered rule list, and every route name declared (also those of broken routes, so
+    a reference to one is not reported a second time as unknown). Names must be unique."""
+    declared: dict[str, int] = {}
+    if node is None:
+        return (), set()
+    if not node.is_sequence:
+        check.error(node.pos, f"routes must be a list of routes (- name: ...), not {describe(node.value)}")
+        return (), set()
+    built = [_route(check, item, protocols, declared) for item in node.items()]
+    return tuple(r for r in built if r is not None), set(declared)
+
+
+def _route(check: Checker, node: Node, protocols: Collection[str], declared: dict[str, int]) -> Route | None:
+    if not check.mapping(node, "{name: web, match: {protocol: tls}, to: 127.0.0.1:8443}"):
+        return None
+    check.known_keys(node, ROUTE_KEYS)
+    for key, hint in REQUIRED.items():
+        if key not in node.value:
+            check.error(node.pos, f"{node.where}: missing required key '{key}': {hint}")
+    name_node, match_node, to_node, balance_node, proxy_node = (node.child(k) for k in ROUTE_KEYS)
+    name = route_name(check, name_node) if name_node else None
+    if name_node and name and not check.unique(declared, name, node.pos[0], name_node.pos, "route"):
+        name = None
+    protocol, fields = match(check, match_node, protocols) if match_node else (None, {})
+    to = upstreams(check, to_node) if to_node else None
+    balance = check.choice(balance_node, BALANCE_MODES) if balance_node else BALANCE_MODES[0]
+    proxy = check.choice(proxy_node, PROXY_PROTOCOL_VERSIONS) if proxy_node else None
+    if name is None or to is None or balance is None or fields is None:
+        return None
+    return Route(name, protocol, fields, to, balance, proxy, line=node.pos[0])
+
+
+def route_name(check: Checker, node: Node) -> str | None:
+    name = node.value
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        check.error(node.pos, f"invalid route name {describe(name)}: use letters, digits, '_', '.' and '-'")
+        return None
+    if name == REJECT:
+        check.error(node.pos, "'reject' is reserved (it means: close the connection); choose another route name")
+        return None
+    return name
+
+
+def match(
+    check: Checker, node: Node, protocols: Collection[str]
+) -> tuple[str | None, Mapping[str, tuple[str, ...]] | None]:
+    """``(protocol, fields)``; fields is None when a field value was invalid."""
+    if node.value is None:  # ``match:`` with nothing after it: same as no match, a catch-all
+        return None, {}
+    if not check.mapping(node, "{protocol: tls, sni: example.com}"):
+        return None, None
+    protocol = None
+    fields: dict[str, tuple[str, ...]] | None = {}
+    for key in node.value:
+        child = node.child(key)
+        assert child is not None
+        if key == "protocol":
+            protocol = known_protocol(check, child, protocols)
+            continue
+        values = field_values(check, child)
+        if values is None or fields is None:
+            fields = None
+        else:
+            fields[str(key)] = values
+    return protocol, fields
+
+
+def known_protocol(check: Checker, node: Node, protocols: Collection[str]) -> str | None:
+    value = node.value
+    if isinstance(value, str) and value in protocols:
+        return value
+    known = sorted(protocols)
+    guess = closest(str(value), known) if isinstance(value, str) else None
+    suggestion = f"; did you mean '{guess}'?" if guess else ""
+    check.error(node.pos, f"{node.where}: unknown protocol {describe(value)} (known: {one_of_text(known)}){suggestion}")
+    return None
+
+
+def field_values(check: Checker, node: Node) -> tuple[str, ...] | None:
+    """A scalar or a non-empty list of scalars, as text."""
+    items = node.as_list()
+    if not items:
+        check.error(node.pos, f"{node.where} is an empty list, which matches nothing: give at least one value")
+        return None
+    values = [check.scalar(item) for item in items]
+    return tuple(v for v in values if v is not None) if None not in values else None
+
+
+def upstreams(check: Checker, node: Node) -> tuple[Endpoint, ...] | None:
+    """``to``: one address or a non-empty list of them."""
+    items = node.as_list()
+    if not items:
+        check.error(node.pos, f"{node.where} is an empty list: give at least one address ({ADDRESS_HINT})")
+        return None
+    endpoints = [check.converted(item, parse_endpoint) for item in items]
+    return tuple(e for e in endpoints if e is not None) if None not in endpoints else None
+
+
+def target(check: Checker, node: Node, routes_by_name: Mapping[str, Route], declared: Collection[str]) -> Route | None:
+    """``reject`` -> None; a route name -> that route; an address -> a synthetic route to it.
+
+    ``declared`` holds the names of routes that failed to build: those were reported already.
+    """
+    value = node.value
+    if value == REJECT:
+        return None
+    if isinstance(value, str) and ":" not in value:
+        if value in routes_by_name or value in declared:
+            return routes_by_name.get(value)
+        names = f"a route name ({one_of_text(routes_by_name)})" if routes_by_name else "a route name"
+        guess = closest(value, routes_by_name)
+        suggestion = f"; did you mean '{guess}'?" if guess else ""
+        check.error(
+            node.pos,
+            f"{node.where}: unknown route '{value}'; use reject, {names} or an address like 127.0.0.1:22{suggestion}",
+        )
+        return None
+    endpoint = check.converted(node, parse_endpoint)
+    if endpoint is None:
+        return None
+    return Route(name=node.where, protocol=None, fields={}, to=(endpoint,), line=node.pos[0])

@@ -1,0 +1,1 @@
+"""Everything that touches sockets: listeners, the per-connection handler, dialing, relaying."""

@@ -1,0 +1,179 @@
+"""One connection, start to end: read the prefix, identify, route, dial, forward, relay, log.
+
+Plain blocking-style gevent code; every way a connection can end is caught here and turned
+into a log line, so no client or backend behaviour can take the server down.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gevent import socket as gsocket
+
+from passthru.config import Route
+from passthru.connlog import ConnectionRecord, emit
+from passthru.identify.base import Fields, Identifier
+from passthru.identify.engine import Decision, Identification, call_plain
+from passthru.server.listener import format_address
+from passthru.server.relay import relay, shutdown_write
+from passthru.server.runtime import Runtime
+from passthru.server.upstream import UpstreamUnavailable, dial_any
+
+log = logging.getLogger("passthru.server")
+
+#: How long a rejected client may keep sending before we stop draining and close.
+REJECT_DRAIN_SECONDS = 1.0
+REJECT_DRAIN_BYTES = 64 * 1024
+
+
+@dataclass
+class Prefix:
+    """The bytes read before routing and why reading stopped."""
+
+    data: bytes
+    decision: Decision
+    stopped: str  # "identified", "no_match", "limit", "timeout", "eof"
+
+
+class ConnectionHandler:
+    """Called by the StreamServer for each accepted socket (gevent spawns a greenlet for it)."""
+
+    def __init__(
+        self,
+        runtime: Callable[[], Runtime],
+        user_identifiers: Callable[[], tuple[Identifier, ...]] = tuple,
+        user_guard: Callable[[Identifier, bytes], Fields | int | None] = call_plain,
+        worker: int = 0,
+        log_format: str | None = None,
+    ) -> None:
+        self.log_format = log_format
+        self.runtime = runtime
+        self.user_identifiers = user_identifiers
+        self.user_guard = user_guard
+        self.ids = itertools.count(1)
+        self.worker = worker
+        self.active = 0
+
+    def __call__(self, client: gsocket.socket, address: tuple) -> None:
+        runtime = self.runtime()
+        started = time.monotonic()
+        record = ConnectionRecord(
+            id=f"{self.worker}-{next(self.ids)}",
+            client=format_address(address),
+            listener=format_address(client.getsockname()),
+        )
+        self.active += 1
+        try:
+            self.serve(client, runtime, record)
+        except Exception as exc:  # the last line of defence: log, never crash the server
+            record.ended = "error"
+            record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("conn=%s unexpected error", record.id)
+        finally:
+            self.active -= 1
+            client.close()
+            record.duration = time.monotonic() - started
+            emit(record, self.log_format or runtime.config.log_format)
+
+    def serve(self, client: gsocket.socket, runtime: Runtime, record: ConnectionRecord) -> None:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        prefix = self.read_prefix(client, runtime)
+        record.protocol = prefix.decision.protocol
+        record.fields = prefix.decision.fields
+        route = self.choose_route(runtime, prefix)
+        if route is None:
+            record.ended = "client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected"
+            reject(client)
+            return
+        record.route = route.name
+        try:
+            upstream, endpoint = dial_any(runtime.balancer(route), client.getpeername()[0], runtime.config.timeouts.connect)
+        except UpstreamUnavailable as exc:
+            record.ended = "upstream_unavailable"
+            record.error = str(exc)
+            log.warning("conn=%s route=%s no backend reachable: %s", record.id, route.name, exc)
+            reject(client)
+            return
+        record.upstream = str(endpoint)
+        try:
+            if prefix.data:
+                try:
+                    upstream.sendall(prefix.data)
+                except OSError as exc:
+                    record.ended = "upstream_reset"
+                    record.error = f"sending the prefix: {exc}"
+                    return
+                record.bytes_up = len(prefix.data)
+            result = relay(client, upstream, runtime.config.timeouts.idle)
+            record.bytes_up += result.bytes_up
+            record.bytes_down = result.bytes_down
+            record.ended = result.ended
+        finally:
+            upstream.close()
+
+    def read_prefix(self, client: gsocket.socket, runtime: Runtime) -> Prefix:
+        """Read until the identifiers decide, the byte limit, the identify timeout, or EOF."""
+        config = runtime.config
+        identification = Identification(runtime.identifiers(self.user_identifiers()), guard=self.guard)
+        limit = config.limits.identify_bytes
+        deadline = time.monotonic() + config.timeouts.identify
+        data = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Prefix(data, identification.feed(data, final=True), "timeout")
+            client.settimeout(remaining)
+            try:
+                chunk = client.recv(limit - len(data))
+            except TimeoutError:
+                return Prefix(data, identification.feed(data, final=True), "timeout")
+            except OSError as exc:
+                if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
+                    return Prefix(data, identification.feed(data, final=True), "eof")
+                raise
+            if not chunk:
+                return Prefix(data, identification.feed(data, final=True), "eof")
+            data += chunk
+            if len(data) >= limit:
+                return Prefix(data, identification.feed(data, final=True), "limit")
+            decision = identification.feed(data)
+            if decision.final:
+                return Prefix(data, decision, "identified" if decision.protocol else "no_match")
+
+    def guard(self, identifier: Identifier, data: bytes) -> Fields | int | None:
+        """Built-ins and config rules are trusted; user files go through their containment."""
+        if identifier.source in ("builtin", "config"):
+            return identifier.identify(data)
+        return self.user_guard(identifier, data)
+
+    @staticmethod
+    def choose_route(runtime: Runtime, prefix: Prefix) -> Route | None:
+        """``on_timeout`` for a client that sent nothing in time; else the rules, else ``default``."""
+        config = runtime.config
+        if not prefix.data:
+            return config.on_timeout if prefix.stopped == "timeout" else None
+        decision = prefix.decision
+        route = runtime.router.route(decision.protocol, decision.fields)
+        return route if route is not None else config.default
+
+
+def reject(client: gsocket.socket) -> None:
+    """Close in order (FIN), sending nothing. Drain briefly so unread bytes do not cause a RST."""
+    try:
+        shutdown_write(client)
+        client.settimeout(REJECT_DRAIN_SECONDS)
+        drained = 0
+        deadline = time.monotonic() + REJECT_DRAIN_SECONDS
+        while drained < REJECT_DRAIN_BYTES and time.monotonic() < deadline:
+            chunk = client.recv(16384)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass

@@ -1,0 +1,37 @@
+"""Listening sockets, made by hand so every option is explicit (gevent wraps them as-is)."""
+
+from __future__ import annotations
+
+import socket
+
+from gevent import socket as gsocket
+
+BACKLOG = 1024
+
+
+def listen_socket(family: int, sockaddr: tuple, *, reuse_port: bool = False) -> gsocket.socket:
+    """A bound, listening TCP socket.
+
+    ``SO_REUSEADDR`` so a restart does not wait for TIME_WAIT; ``SO_REUSEPORT`` when several
+    worker processes share the port; ``IPV6_V6ONLY`` so ``[::]:443`` and ``0.0.0.0:443`` can
+    both be listed, as in HAProxy and nginx.
+    """
+    sock = gsocket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def format_address(address: tuple) -> str:
+    """``host:port`` for IPv4 and ``[host]:port`` for IPv6 socket addresses."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,147 @@
+"""The running server of one process: listeners, the current runtime, signals, reloads.
+
+The accept loops (gevent ``StreamServer``, one per listen address) and the per-connection
+handler are separate objects, as in gevent's own server module. A reload builds a complete
+new ``Runtime`` first and swaps one reference, so connections see either the old rules or the
+new ones, never a mix; listeners are started or stopped to match the new ``listen`` list.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from passthru.bootstrap import load_with_identifiers
+from passthru.config import Config, ConfigErrors, Listener
+from passthru.plugins import UserIdentifiers
+from passthru.server.handler import ConnectionHandler
+from passthru.server.listener import listen_socket
+from passthru.server.runtime import Runtime
+
+log = logging.getLogger("passthru.server")
+
+#: How long SIGTERM/SIGINT waits for relaying connections before closing them.
+DRAIN_SECONDS = 5.0
+
+
+def listener_key(listener: Listener) -> tuple:
+    return (listener.address.family, listener.address.sockaddr)
+
+
+class Service:
+    """Owns the listeners and the current ``Runtime`` of one (worker) process."""
+
+    def __init__(
+        self, config_path: str | Path, *, log_format: str | None = None, worker: int = 0, reuse_port: bool = False
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.worker = worker
+        self.reuse_port = reuse_port
+        self.user: UserIdentifiers | None = None
+        self._runtime: Runtime | None = None
+        self.servers: dict[tuple, StreamServer] = {}
+        self.pool = Pool()
+        self.stopped = Event()
+        self.handler = ConnectionHandler(self.current_runtime, self.user_snapshot, self.user_guard, worker, log_format)
+
+    # -- state ---------------------------------------------------------------------------
+    def current_runtime(self) -> Runtime:
+        assert self._runtime is not None, "service not started"
+        return self._runtime
+
+    def user_snapshot(self) -> tuple:
+        return self.user.current() if self.user is not None else ()
+
+    def user_guard(self, identifier, data):  # type: ignore[no-untyped-def]
+        assert self.user is not None
+        return self.user.guard(identifier, data)
+
+    def load(self) -> Config:
+        """Load and validate the config; user identifiers are loaded first so routes may name them."""
+        config, self.user = load_with_identifiers(self.config_path, self.user)
+        return config
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        config = self.load()
+        self._runtime = Runtime.build(config)
+        self.sync_listeners(config)
+        assert self.user is not None
+        self.user.start_watching()
+        self.log_startup(config)
+
+    def sync_listeners(self, config: Config) -> None:
+        """Start listeners the config names and we lack; stop those it no longer names."""
+        wanted = {listener_key(listener): listener for listener in config.listeners}
+        for key in [k for k in self.servers if k not in wanted]:
+            server = self.servers.pop(key)
+            log.info("stopped listening on %s", server.address_text)  # type: ignore[attr-defined]
+            server.close()
+        for key, listener in wanted.items():
+            if key in self.servers:
+                continue
+            sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
+            server = StreamServer(sock, self.handler, spawn=self.pool)
+            server.address_text = str(listener.address)  # type: ignore[attr-defined]
+            server.start()
+            self.servers[key] = server
+            log.info("listening on %s", listener.address)
+
+    def log_startup(self, config: Config) -> None:
+        for route in config.routes:
+            match = {"protocol": route.protocol, **{k: list(v) for k, v in route.fields.items()}}
+            log.info("route %s: %s -> %s", route.name, match, ", ".join(str(t) for t in route.to))
+        log.info("default: %s; on_timeout: %s", describe_target(config.default), describe_target(config.on_timeout))
+        assert self._runtime is not None
+        names = [i.name for i in self._runtime.identifiers(self.user_snapshot())]
+        log.info("identifiers: %s", ", ".join(names))
+
+    def reload(self) -> bool:
+        """Validate the config file and swap it in; on any error keep serving the old one."""
+        try:
+            config = self.load()
+            self.sync_listeners(config)
+        except ConfigErrors as errors:
+            log.error("reload rejected, still serving the previous config:\n%s", errors)
+            return False
+        except OSError as exc:
+            log.error("reload rejected, cannot listen: %s", exc)
+            return False
+        self._runtime = Runtime.build(config)
+        log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
+        return True
+
+    def stop(self, drain: float = DRAIN_SECONDS) -> None:
+        """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
+        for server in self.servers.values():
+            server.close()
+        if self.pool.join(timeout=drain) is False or len(self.pool):
+            log.info("closing %d connections still open after %.1fs", len(self.pool), drain)
+            self.pool.kill(block=True, timeout=1)
+        if self.user is not None:
+            self.user.stop()
+        self.stopped.set()
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
+        self.start()
+        gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+        gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
+        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(self.reload))
+        self.stopped.wait()
+
+    def _on_stop_signal(self, name: str) -> None:
+        log.info("%s received: stopping (drain up to %.0fs)", name, DRAIN_SECONDS)
+        gevent.spawn(self.stop)
+
+
+def describe_target(route) -> str:  # type: ignore[no-untyped-def]
+    if route is None:
+        return "reject"
+    return f"{route.name} ({', '.join(str(t) for t in route.to)})"

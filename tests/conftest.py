@@ -1,0 +1,30 @@
+"""Shared fixtures: start Passthru on a generated config, with real backends on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import free_port
+from tests.support.passthru_process import PassthruProcess
+
+
+@pytest.fixture
+def passthru(tmp_path: Path) -> Iterator[Callable[..., PassthruProcess]]:
+    """``passthru(body)`` starts Passthru listening on a fresh port with ``body`` as the rest of
+    the config; the listen port is ``proc.port``. Stopped at the end of the test."""
+    started: list[PassthruProcess] = []
+
+    def start(body: str, *, extra_args: tuple[str, ...] = (), identify_timeout: str = "1s") -> PassthruProcess:
+        port = free_port()
+        text = f"listen:\n  - 127.0.0.1:{port}\ntimeouts:\n  identify: {identify_timeout}\n  connect: 2s\n  idle: 30s\n{body}"
+        proc = PassthruProcess(tmp_path, text, [("127.0.0.1", port)], extra_args)
+        proc.port = port  # type: ignore[attr-defined]
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -1,0 +1,105 @@
+"""What happens to connections no rule takes: silent clients, unmatched bytes, dead backends."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from tests.support.backends import TagServer
+from tests.support.net import exchange, free_port, recv_all
+
+SSH_ROUTE = """  - name: ssh
+    match: {{protocol: ssh}}
+    to: {address}
+"""
+
+
+def test_silent_client_goes_to_on_timeout(passthru) -> None:
+    with TagServer("ssh-server-speaks-first") as banner, TagServer("ssh") as ssh:
+        proc = passthru(
+            "routes:\n" + SSH_ROUTE.format(address=ssh.address) + f"on_timeout: {banner.address}\ndefault: reject\n",
+            identify_timeout="300ms",
+        )
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            started = time.monotonic()
+            assert sock.recv(100) == b"[ssh-server-speaks-first]"
+            waited = time.monotonic() - started
+            sock.sendall(b"hello after banner")
+            sock.shutdown(socket.SHUT_WR)
+            assert recv_all(sock) == b"hello after banner"
+        assert 0.25 <= waited < 2.0
+        assert "route=on_timeout" in proc.wait_for_log("route=on_timeout")
+
+
+def test_on_timeout_may_name_a_route(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru(
+            "routes:\n" + SSH_ROUTE.format(address=ssh.address) + "on_timeout: ssh\n", identify_timeout="200ms"
+        )
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            assert sock.recv(100) == b"[ssh]"
+
+
+def test_unmatched_goes_to_default_address(passthru) -> None:
+    with TagServer("ssh") as ssh, TagServer("fallback") as fallback:
+        proc = passthru("routes:\n" + SSH_ROUTE.format(address=ssh.address) + f"default: {fallback.address}\n")
+        payload = b"\x00\x01garbage that no identifier takes\r\n"
+        assert exchange(proc.port, payload) == b"[fallback]" + payload
+        assert ssh.connections == 0
+
+
+def test_unmatched_is_rejected_cleanly_with_nothing_sent(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru("routes:\n" + SSH_ROUTE.format(address=ssh.address) + "default: reject\n")
+        # an orderly close (FIN, so recv returns b"") with not one byte sent back
+        assert exchange(proc.port, b"HELO mail.example.com\r\n") == b""
+        assert exchange(proc.port, b"GET / HTTP/1.1\r\nHost: nobody\r\n\r\n") == b""
+        assert ssh.connections == 0
+        assert "end=rejected" in proc.wait_for_log("end=rejected")
+
+
+def test_refused_upstream_closes_client_and_server_keeps_serving(passthru) -> None:
+    dead = free_port()
+    with TagServer("ssh") as ssh:
+        proc = passthru(
+            f"""routes:
+  - name: dead
+    match: {{protocol: http}}
+    to: 127.0.0.1:{dead}
+"""
+            + SSH_ROUTE.format(address=ssh.address)
+        )
+        assert exchange(proc.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") == b""
+        log = proc.wait_for_log("end=upstream_unavailable")
+        assert f"127.0.0.1:{dead}: Connection refused" in log
+        banner = b"SSH-2.0-OpenSSH_9.2p1\r\n"
+        assert exchange(proc.port, banner) == b"[ssh]" + banner
+
+
+def test_pool_falls_back_to_the_next_backend(passthru) -> None:
+    dead = free_port()
+    with TagServer("alive") as alive:
+        proc = passthru(
+            f"""routes:
+  - name: pool
+    match: {{protocol: ssh}}
+    to: [127.0.0.1:{dead}, {alive.address}]
+    balance: first
+"""
+        )
+        banner = b"SSH-2.0-test\r\n"
+        assert exchange(proc.port, banner) == b"[alive]" + banner
+
+
+def test_client_that_closes_at_once_is_logged_not_fatal(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru("routes:\n" + SSH_ROUTE.format(address=ssh.address))
+        for _ in range(20):
+            socket.create_connection(("127.0.0.1", proc.port)).close()
+        rst = socket.create_connection(("127.0.0.1", proc.port))
+        rst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        rst.sendall(b"SSH-2.0-")
+        rst.close()
+        banner = b"SSH-2.0-still-alive\r\n"
+        assert exchange(proc.port, banner) == b"[ssh]" + banner
+        proc.wait_for_log("end=client_closed")

@@ -1,0 +1,102 @@
+"""Real TCP backends for end-to-end tests, each in its own thread on 127.0.0.1.
+
+* ``TagServer``: answers every connection with its tag at once (so it also
+  stands in for servers that speak first, like SMTP or MySQL), then echoes what it receives until the
+  client half-closes — tells a test which backend a connection reached and checks bytes both ways.
+* ``HashServer``: reads until EOF, answers with the sha256 of what it got, then streams a
+  requested number of deterministic bytes — for large transfers with checksums on both ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import socketserver
+import threading
+
+from tests.support.net import recv_all
+
+
+class _Threaded(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Backend:
+    handler: type[socketserver.BaseRequestHandler]
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        server_class = _Threaded
+        if ":" in host:
+            server_class = type("_Threaded6", (_Threaded,), {"address_family": socket.AF_INET6})
+        self.server = server_class((host, 0), self.handler)
+        self.server.backend = self  # type: ignore[attr-defined]
+        self.host = host
+        self.port = self.server.server_address[1]
+        self.connections = 0
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _TagHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        backend = self.server.backend  # type: ignore[attr-defined]
+        backend.connections += 1
+        self.request.sendall(backend.tag)
+        got = []
+        while True:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                break
+            got.append(chunk)
+            self.request.sendall(chunk)
+        backend.received.append(b"".join(got))
+
+
+class TagServer(_Backend):
+    handler = _TagHandler
+
+    def __init__(self, tag: str, host: str = "127.0.0.1") -> None:
+        self.tag = f"[{tag}]".encode()
+        super().__init__(host)
+
+
+class _HashHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        backend = self.server.backend  # type: ignore[attr-defined]
+        data = recv_all(self.request)
+        self.request.sendall(hashlib.sha256(data).digest())
+        for block in deterministic_stream(backend.reply_size):
+            self.request.sendall(block)
+        self.request.shutdown(socket.SHUT_WR)
+
+
+class HashServer(_Backend):
+    handler = _HashHandler
+
+    def __init__(self, reply_size: int, host: str = "127.0.0.1") -> None:
+        self.reply_size = reply_size
+        super().__init__(host)
+
+
+def deterministic_stream(size: int, block: int = 1 << 20, seed: int = 7):
+    """``size`` pseudo-random bytes that both ends can regenerate from the seed."""
+    rng = random.Random(seed)
+    sent = 0
+    while sent < size:
+        n = min(block, size - sent)
+        yield rng.randbytes(n)
+        sent += n

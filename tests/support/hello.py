@@ -1,0 +1,20 @@
+"""A real ClientHello, produced by OpenSSL through Python's ssl module (no network needed)."""
+
+from __future__ import annotations
+
+import ssl
+
+
+def client_hello(server_name: str | None, alpn: list[str] | None = None) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
