@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """Every sub-command that reads a config takes ``-c PATH`` (default ``./config.yaml``)."""
-    parser.add_argument("-c", "--config", default="config.yaml", metavar="PATH", help="config file (default: %(default)s)")
+    parser.add_argument(
+        "-c", "--config", default="config.yaml", metavar="PATH", help="config file (default: %(default)s)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,15 +11,25 @@ from tests.support.net import free_port
 from tests.support.passthru_process import PassthruProcess
 
 
+@pytest.fixture(params=["splice", "copy"])
+def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test against both relay paths (``os.splice`` and the portable copy)."""
+    monkeypatch.setenv("PASSTHRU_RELAY", request.param)
+    return request.param
+
+
 @pytest.fixture
 def passthru(tmp_path: Path) -> Iterator[Callable[..., PassthruProcess]]:
     """``passthru(body)`` starts Passthru listening on a fresh port with ``body`` as the rest of
     the config; the listen port is ``proc.port``. Stopped at the end of the test."""
     started: list[PassthruProcess] = []
 
-    def start(body: str, *, extra_args: tuple[str, ...] = (), identify_timeout: str = "1s") -> PassthruProcess:
+    def start(
+        body: str, *, extra_args: tuple[str, ...] = (), identify_timeout: str = "1s", idle_timeout: str = "30s"
+    ) -> PassthruProcess:
         port = free_port()
-        text = f"listen:\n  - 127.0.0.1:{port}\ntimeouts:\n  identify: {identify_timeout}\n  connect: 2s\n  idle: 30s\n{body}"
+        timeouts = f"timeouts:\n  identify: {identify_timeout}\n  connect: 2s\n  idle: {idle_timeout}\n"
+        text = f"listen:\n  - 127.0.0.1:{port}\n{timeouts}{body}"
         proc = PassthruProcess(tmp_path, text, [("127.0.0.1", port)], extra_args)
         proc.port = port  # type: ignore[attr-defined]
         started.append(proc.start())

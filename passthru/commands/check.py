@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from passthru.cli import add_config_option
 from passthru.bootstrap import load_with_identifiers
+from passthru.cli import add_config_option
 from passthru.config import ConfigErrors
 
 

@@ -6,8 +6,11 @@ import argparse
 import logging
 import sys
 
+from passthru.bootstrap import load_with_identifiers
 from passthru.cli import add_config_option
 from passthru.config import ConfigErrors
+
+log = logging.getLogger("passthru")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,16 +30,36 @@ def setup_logging(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from passthru.server.service import Service  # imported here: gevent only when serving
+    from passthru.server.rlimits import raise_open_files_limit
+    from passthru.server.workers import Supervisor
 
     setup_logging(args.log_level)
-    service = Service(args.config, log_format=args.log_format)
+    try:
+        config, _ = load_with_identifiers(args.config)
+    except ConfigErrors as errors:
+        print(errors, file=sys.stderr)
+        return 1
+    raise_open_files_limit()
+    if config.workers <= 1:
+        return serve(args, worker=0, reuse_port=False)
+    log.info("starting %d workers sharing each listen port (SO_REUSEPORT)", config.workers)
+    return Supervisor(config.workers, lambda index: serve(args, worker=index, reuse_port=True)).run()
+
+
+def serve(args: argparse.Namespace, worker: int, reuse_port: bool) -> int:
+    """One serving process: the whole server when ``workers`` is 1, else one worker."""
+    import gevent
+
+    from passthru.server.service import Service
+
+    gevent.reinit()  # harmless in a fresh process; needed after fork if a hub already existed
+    service = Service(args.config, log_format=args.log_format, worker=worker, reuse_port=reuse_port)
     try:
         service.serve_forever()
     except ConfigErrors as errors:
         print(errors, file=sys.stderr)
         return 1
     except OSError as exc:
-        logging.getLogger("passthru").error("cannot start: %s", exc)
+        log.error("cannot start: %s", exc)
         return 1
     return 0

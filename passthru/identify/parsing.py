@@ -216,6 +216,19 @@ def read_line(data: bytes, start: int = 0, max_length: int = 8192) -> tuple[byte
     return line, newline + 1
 
 
+def read_crlf_line(data: bytes, start: int = 0, max_length: int = 8192) -> tuple[bytes, int]:
+    """Like ``read_line`` but the line must end with CRLF (RESP, PROXY v1): a bare LF is Malformed."""
+    line, offset = read_line(data, start, max_length)
+    if data[offset - 2 : offset] != b"\r\n":
+        raise Malformed("line does not end with CRLF")
+    return line, offset
+
+
+def prefix_of_any(word: bytes, candidates: frozenset[bytes] | tuple[bytes, ...]) -> bool:
+    """True when ``word`` starts (or is) one of ``candidates``: the word may still be arriving."""
+    return any(candidate.startswith(word) for candidate in candidates)
+
+
 def is_printable_ascii(raw: bytes, allow: bytes = b"") -> bool:
     """True when every byte is visible ASCII (0x21..0x7e) or in ``allow``."""
     return all(0x21 <= b <= 0x7E or b in allow for b in raw)
@@ -271,10 +284,13 @@ def complete_lines(data: bytes, start: int = 0, max_length: int = 1024) -> Itera
         yield line
 
 
-def header_block(data: bytes, offset: int, max_block: int = 16384, separator: bytes = b":") -> list[tuple[bytes, bytes]]:
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_block(data: bytes, offset: int, max_block: int = 16384, separator: bytes = b":") -> Headers:
     """The ``name: value`` lines from ``offset`` to the empty line that ends them (HTTP, RTSP,
     STOMP): names lower-cased, values stripped. Truncated until the empty line arrives."""
-    headers: list[tuple[bytes, bytes]] = []
+    headers: Headers = []
     start = offset
     while True:
         if offset - start > max_block:
@@ -288,7 +304,7 @@ def header_block(data: bytes, offset: int, max_block: int = 16384, separator: by
         headers.append((name.lower(), value.strip()))
 
 
-def first_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+def first_header(headers: Headers, name: bytes) -> bytes | None:
     """The value of the first header called ``name`` (lower case), or None."""
     return next((value for key, value in headers if key == name), None)
 

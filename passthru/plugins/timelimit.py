@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from time import perf_counter
 from collections.abc import Callable
+from time import perf_counter
 from types import FrameType
 from typing import TypeVar
 
@@ -47,7 +47,7 @@ T = TypeVar("T")
 _MAIN_THREAD = threading.main_thread().ident
 
 
-class Overrun(BaseException):  # noqa: N818 - reads as "the call overran"
+class Overrun(BaseException):
     """Raised inside user code when its time is up.
 
     A ``BaseException`` so that ``except Exception:`` in user code does not swallow it.

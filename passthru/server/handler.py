@@ -93,7 +93,9 @@ class ConnectionHandler:
             return
         record.route = route.name
         try:
-            upstream, endpoint = dial_any(runtime.balancer(route), client.getpeername()[0], runtime.config.timeouts.connect)
+            upstream, endpoint = dial_any(
+                runtime.balancer(route), client.getpeername()[0], runtime.config.timeouts.connect
+            )
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
             record.error = str(exc)

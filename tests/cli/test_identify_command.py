@@ -64,7 +64,7 @@ def test_batch_one_line_out_per_line_in_with_errors_inline() -> None:
 
 
 def test_explain_lists_every_identifier() -> None:
-    code, [out] = identify("--explain", "--hex", b"SSH-2.0-x\r\n".hex())
+    _code, [out] = identify("--explain", "--hex", b"SSH-2.0-x\r\n".hex())
     answers = {a["identifier"]: a["answer"] for a in out["explain"]}
     assert answers["ssh"] == "match"
     assert answers["tls"] == "no match" and answers["http"] == "no match"

@@ -1,5 +1,4 @@
-"""Shared constants for config tests (a uniquely named module: ``conftest`` is not importable
-reliably when other test directories have their own)."""
+"""Shared constants for the config tests."""
 
 from pathlib import Path
 

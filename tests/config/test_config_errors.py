@@ -1,12 +1,14 @@
 """Every refused config names file:line:column and what would be valid; all errors in one pass."""
 
 import pytest
-from config_helpers import MINIMAL
 
 from passthru.config import ConfigError, ConfigErrors, load_config, load_config_text
+from tests.config.config_helpers import MINIMAL
 
 ADDRESS_HINT = "expected host:port or [IPv6]:port, e.g. 127.0.0.1:22, example.com:443 or [::1]:22"
-TOP_KEYS = "listen, timeouts, limits, routes, on_timeout, default, identifiers_dir, identifiers, workers, admin, log_format"
+TOP_KEYS = (
+    "listen, timeouts, limits, routes, on_timeout, default, identifiers_dir, identifiers, workers, admin, log_format"
+)
 
 
 def test_unknown_top_level_key_lists_valid_keys_and_suggests(errors):
@@ -24,14 +26,15 @@ def test_unknown_nested_key(errors):
 @pytest.mark.parametrize("value", ["3", "fast", "0s", "-2s"])
 def test_bad_duration(errors, value):
     (line,) = errors(MINIMAL + f"timeouts:\n  connect: {value}\n")
-    assert line.startswith(f"config.yaml:7:12: timeouts.connect: invalid duration ")
-    assert line.endswith("use a number with a unit: 500ms, 3s, 5m, 1h)" if value in ("0s",) else "5m, 1h")
+    assert line.startswith("config.yaml:7:12: timeouts.connect: invalid duration ")
+    assert "use a number with a unit: 500ms, 3s, 5m, 1h" in line
 
 
 def test_unknown_protocol_lists_known_ones(errors):
     text = MINIMAL.replace("protocol: ssh", "protocol: shh")
     assert errors(text) == [
-        "config.yaml:4:23: routes[1].match.protocol: unknown protocol 'shh' (known: http, ssh, tls); did you mean 'ssh'?"
+        "config.yaml:4:23: routes[1].match.protocol: unknown protocol 'shh' (known: http, ssh, tls); "
+        "did you mean 'ssh'?"
     ]
 
 
@@ -45,7 +48,11 @@ def test_known_protocols_include_callers_and_declared_ones(errors):
     ("address", "column", "message"),
     [
         ("127.0.0.1", 9, f"invalid address '127.0.0.1': {ADDRESS_HINT}"),
-        ("127.0.0.1:0", 9, f"invalid port in '127.0.0.1:0': the port must be a number from 1 to 65535 ({ADDRESS_HINT})"),
+        (
+            "127.0.0.1:0",
+            9,
+            f"invalid port in '127.0.0.1:0': the port must be a number from 1 to 65535 ({ADDRESS_HINT})",
+        ),
         ("127.0.0.1:http", 9, "invalid port in '127.0.0.1:http'"),
         ("'::1:22'", 9, "invalid address '::1:22': IPv6 addresses go in brackets, e.g. [::1]:22"),
         ("'[localhost]:22'", 9, f"invalid address '[localhost]:22': {ADDRESS_HINT}"),
@@ -233,7 +240,7 @@ def test_all_errors_are_reported_in_file_order(errors):
     ]
 
 
-def test_yaml_syntax_errors_keep_rueamels_position(errors):
+def test_yaml_syntax_errors_keep_ruamels_position(errors):
     (line,) = errors("listen: 127.0.0.1:1\nroutes:\n  - name: a\n    to: [127.0.0.1:2\n")
     assert line.startswith("config.yaml:5:1: YAML syntax error: ")
     (line,) = errors("listen: 127.0.0.1:1\nroutes: []\nlisten: 127.0.0.1:2\n")

@@ -19,7 +19,15 @@ def test_bad_durations_say_what_is_allowed(value):
 
 @pytest.mark.parametrize(
     ("value", "size"),
-    [("512B", 512), ("64KiB", 65536), ("1MiB", 1048576), ("16KB", 16000), (4096, 4096), ("4096", 4096), ("1.5KiB", 1536)],
+    [
+        ("512B", 512),
+        ("64KiB", 65536),
+        ("1MiB", 1048576),
+        ("16KB", 16000),
+        (4096, 4096),
+        ("4096", 4096),
+        ("1.5KiB", 1536),
+    ],
 )
 def test_sizes(value, size):
     assert parse_size(value) == size

@@ -5,10 +5,9 @@ import os
 import socket
 from pathlib import Path
 
-from config_helpers import FIXTURES, MINIMAL
-
 from passthru.config import Config, Limits, Route, Timeouts, load_config
 from passthru.identify import builtin_names
+from tests.config.config_helpers import FIXTURES, MINIMAL
 
 
 def test_design_example_loads_in_full():

@@ -33,9 +33,11 @@ def s_client(port: int, servername: str, alpn: str | None = None) -> str:
 
 def test_openssl_sni_and_alpn_reach_different_backends(passthru, certificate) -> None:
     cert, key = certificate
-    with TLSBackend("alpha", cert, key) as alpha, TLSBackend("beta", cert, key) as beta, TLSBackend(
-        "h2only", cert, key
-    ) as h2:
+    with (
+        TLSBackend("alpha", cert, key) as alpha,
+        TLSBackend("beta", cert, key) as beta,
+        TLSBackend("h2only", cert, key) as h2,
+    ):
         proc = passthru(
             f"""routes:
   - name: h2-for-beta
@@ -154,9 +156,21 @@ def test_openssh_through_passthru(passthru, sshd) -> None:
 """
     )
     result = subprocess.run(
-        ["ssh", "-p", str(proc.port), "-i", str(user_key), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{getpass.getuser()}@127.0.0.1",
-         "echo through-passthru; head -c 200000 /dev/zero | sha256sum"],
+        [
+            "ssh",
+            "-p",
+            str(proc.port),
+            "-i",
+            str(user_key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            f"{getpass.getuser()}@127.0.0.1",
+            "echo through-passthru; head -c 200000 /dev/zero | sha256sum",
+        ],
         capture_output=True,
         timeout=30,
         check=False,

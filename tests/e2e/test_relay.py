@@ -1,4 +1,5 @@
-"""The relay: every byte forwarded exactly, in order, both ways, with half-close honoured."""
+"""The relay: every byte forwarded exactly, in order, both ways, with half-close honoured,
+on both relay paths (splice and copy)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import socket
 import threading
 import time
 
+import pytest
+
 from tests.support.backends import HashServer, TagServer, deterministic_stream
 from tests.support.net import recv_all
+
+pytestmark = pytest.mark.usefixtures("relay_mode")
 
 SIZE = 100 * 1024 * 1024
 HTTP_PREFIX = b"POST /upload HTTP/1.1\r\nHost: bulk.example\r\nContent-Length: 104857600\r\n\r\n"
@@ -101,3 +106,30 @@ def test_backend_reset_is_passed_on_as_reset(passthru) -> None:
     assert data is None, "a backend reset must reach the client as a reset, not a clean end"
     assert "end=upstream_reset" in proc.wait_for_log("route=bulk")
     listener.close()
+
+
+def test_idle_connection_is_closed_after_idle_timeout(passthru) -> None:
+    with TagServer("echo") as backend:
+        proc = passthru(route_all_http_to(backend.address), idle_timeout="400ms")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            request = b"GET / HTTP/1.1\r\nHost: bulk.example\r\n\r\n"
+            sock.sendall(request)
+            started = time.monotonic()
+            assert recv_all(sock) == b"[echo]" + request  # ends when Passthru closes the idle relay
+            assert 0.3 < time.monotonic() - started < 3
+        assert "end=idle_timeout" in proc.wait_for_log("end=idle_timeout")
+
+
+def test_traffic_keeps_a_connection_alive_past_idle_timeout(passthru) -> None:
+    with TagServer("echo") as backend:
+        proc = passthru(route_all_http_to(backend.address), idle_timeout="400ms")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: bulk.example\r\n\r\n")
+            assert sock.recv(100).startswith(b"[echo]")
+            for i in range(8):  # 1.2 s in total, never 400 ms apart
+                time.sleep(0.15)
+                sock.sendall(b"ping%d" % i)
+                assert sock.recv(100) == b"ping%d" % i
+            sock.shutdown(socket.SHUT_WR)
+            assert recv_all(sock) == b""
+        assert "end=closed" in proc.wait_for_log("route=bulk")

@@ -39,7 +39,9 @@ def recv_all(sock: socket.socket, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def exchange(port: int, payload: bytes, *, host: str = "127.0.0.1", half_close: bool = True, timeout: float = 10.0) -> bytes:
+def exchange(
+    port: int, payload: bytes, *, host: str = "127.0.0.1", half_close: bool = True, timeout: float = 10.0
+) -> bytes:
     """Connect, send ``payload``, optionally half-close, and return all bytes until EOF."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(payload)

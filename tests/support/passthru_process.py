@@ -18,7 +18,9 @@ def passthru_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "passthru.cli", *args]
 
 
-def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         passthru_command(*args), input=stdin, capture_output=True, cwd=cwd or REPO, timeout=timeout, check=False
     )
@@ -27,7 +29,9 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, tim
 class PassthruProcess:
     """``passthru run -c <dir>/config.yaml`` with its stderr captured to ``<dir>/passthru.log``."""
 
-    def __init__(self, directory: Path, config_text: str, listen: list[tuple[str, int]], extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, directory: Path, config_text: str, listen: list[tuple[str, int]], extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory
         self.config_path = directory / "config.yaml"
         self.config_path.write_text(config_text)

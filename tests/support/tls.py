@@ -13,8 +13,22 @@ from pathlib import Path
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=passthru.test",
-         "-keyout", str(key), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=passthru.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )
@@ -53,7 +67,8 @@ class TLSBackend:
     def _handle(self, raw: socket.socket) -> None:
         try:
             with self.context.wrap_socket(raw, server_side=True) as tls:
-                answer = f"[{self.tag} sni={self.seen_sni[-1] if self.seen_sni else None} alpn={tls.selected_alpn_protocol()}]\n"
+                sni = self.seen_sni[-1] if self.seen_sni else None
+                answer = f"[{self.tag} sni={sni} alpn={tls.selected_alpn_protocol()}]\n"
                 tls.sendall(answer.encode())
         except (OSError, ssl.SSLError):
             pass

@@ -1,0 +1,188 @@
+"""Notice changes in the identifiers directory and report them, settled, in the gevent hub.
+
+Threads: watchdog's observer reads inotify in an OS thread. That thread touches exactly one
+gevent object, an ``async_`` watcher, whose ``send()`` is the libev/libuv call made to be used
+from other threads; the hub then runs everything else (debounce, rescan, swap).
+
+What counts as a change: any create/modify/move/delete/close-after-write whose path (source or
+destination) is a ``*.py`` file, a ``..*`` entry (Kubernetes swaps ``..data``), or the directory
+itself. Opens and read-only closes are ignored (our own reads would otherwise wake us up). The
+event's details are not used: after a change the owner rescans the whole directory and compares
+content hashes, which copes the same way with rename-over saves, truncate-then-write, many
+events per save and symlink swaps.
+
+Debounce: the owner is called once events have been quiet for ``debounce`` seconds, but never
+later than ``max_delay`` after the first one (so a file rewritten continuously still loads).
+
+Safety net: every ``poll_interval`` seconds the files' ``stat()`` signatures are compared, and a
+difference counts as an event. This covers file systems without inotify events (some network
+and VM-shared mounts), an exhausted inotify watch limit, a directory that appears after start,
+and a process whose threads were monkey-patched into greenlets (where a blocking inotify read
+would freeze the hub, so the observer is not started at all).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from time import monotonic
+
+import gevent
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from passthru.plugins.loader import candidates
+
+RELEVANT_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
+class _Forward(FileSystemEventHandler):
+    """Runs in the observer thread: filter, then wake the hub. Touches nothing else."""
+
+    def __init__(self, directory: str, wake: Callable[[], None]) -> None:
+        self._directory = directory
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in RELEVANT_EVENTS:
+            return
+        paths = (event.src_path, getattr(event, "dest_path", "") or "")
+        if any(self._relevant(os.fsdecode(p)) for p in paths if p):
+            self._wake()
+
+    def _relevant(self, path: str) -> bool:
+        name = os.path.basename(path)
+        return name.endswith(".py") or name.startswith("..") or path.rstrip("/") == self._directory
+
+
+class DirectoryWatcher:
+    """Calls ``on_settled()`` in the hub thread after the directory changed. Start it in the hub thread."""
+
+    def __init__(
+        self,
+        directory: Path,
+        on_settled: Callable[[], None],
+        *,
+        debounce: float = 0.15,
+        max_delay: float = 0.5,
+        poll_interval: float = 2.0,
+        log: logging.Logger,
+    ) -> None:
+        self.directory = Path(directory)
+        self.debounce = debounce
+        self.max_delay = max_delay
+        self.poll_interval = poll_interval
+        self._on_settled = on_settled
+        self._log = log
+        self._observer = None
+        self._wakeup = None
+        self._watched: tuple[str, int] | None = None
+        self._settler: gevent.Greenlet | None = None
+        self._poller: gevent.Greenlet | None = None
+        self._first = self._last = 0.0
+        self._signature = self.signature()
+
+    def start(self) -> None:
+        self._wakeup = gevent.get_hub().loop.async_()
+        self._wakeup.ref = False  # waiting for files must not keep the hub alive on its own
+        self._wakeup.start(self.poke)
+        if _threads_are_greenlets():
+            self._log.warning(
+                "threads are monkey-patched: not starting the file watcher thread; polling %s every %g s instead",
+                self.directory,
+                self.poll_interval,
+            )
+        else:
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+            self._ensure_watch()
+        self._poller = gevent.spawn(self._poll)
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        for greenlet in (self._poller, self._settler):
+            if greenlet is not None:
+                greenlet.kill(block=False)
+        self._poller = self._settler = None
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
+
+    def poke(self) -> None:
+        """Something may have changed (hub thread): rescan once things are quiet."""
+        self._last = monotonic()
+        if self._settler is None:
+            self._first = self._last
+            self._settler = gevent.spawn(self._settle)
+
+    def _settle(self) -> None:
+        while True:
+            wait = min(self._last + self.debounce, self._first + self.max_delay) - monotonic()
+            if wait <= 0:
+                break
+            gevent.sleep(wait)
+        self._settler = None  # events from here on start a new round
+        self._signature = self.signature()
+        try:
+            self._on_settled()
+        except Exception:
+            self._log.exception("rescanning %s failed", self.directory)
+        if self._observer is not None:
+            self._ensure_watch()
+
+    def _poll(self) -> None:
+        while True:
+            gevent.sleep(self.poll_interval)
+            signature = self.signature()
+            if signature != self._signature:
+                self._signature = signature
+                self.poke()
+
+    def signature(self) -> tuple[tuple[str, int, int, int], ...]:
+        """What the identifier files look like to ``stat()`` (symlinks followed)."""
+        found = []
+        for path in candidates(self.directory):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(found)
+
+    def _ensure_watch(self) -> None:
+        """Watch the directory, or its nearest existing parent until it appears (or reappears)."""
+        target = self.directory
+        while not target.is_dir() and target.parent != target:
+            target = target.parent
+        try:
+            key = (str(target), target.stat().st_ino)
+            if key == self._watched:
+                return
+            self._observer.unschedule_all()
+            self._observer.schedule(_Forward(str(self.directory), self._send), str(target), recursive=False)
+            self._watched = key
+        except OSError as exc:
+            self._watched = None
+            self._log.warning(
+                "cannot watch %s (%s); polling every %g s instead", target, exc.strerror or exc, self.poll_interval
+            )
+
+    def _send(self) -> None:
+        """Observer thread: the only thing it does with gevent."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.send()
+
+
+def _threads_are_greenlets() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover
+        return False
+    return monkey.is_module_patched("threading")
