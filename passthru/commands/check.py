@@ -27,6 +27,6 @@ def check(args: argparse.Namespace) -> int:
         f"{len(user.names())} user identifier(s)"
     )
     for status in user.statuses():
-        if status.error:
-            print(f"warning: {status.source}: {status.error}", file=sys.stderr)
+        if status.last_error:
+            print(f"warning: {status.source}: {status.status}: {status.last_error}", file=sys.stderr)
     return 0

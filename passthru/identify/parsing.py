@@ -100,6 +100,18 @@ class Reader:
             raise Malformed("constant differs")
         self._take(len(constant))
 
+    def expect_any(self, constants: tuple[bytes, ...]) -> bytes:
+        """Require the next bytes to be one of ``constants`` (none a prefix of another); return it."""
+        available = self.data[self.pos :]
+        for constant in constants:
+            if available.startswith(constant):
+                self._take(len(constant))
+                return constant
+        waiting = [len(c) for c in constants if c.startswith(available)]
+        if not waiting:
+            raise Malformed("none of the expected constants")
+        raise Truncated(self.pos + min(waiting))
+
     def expect_zero(self, n: int) -> None:
         """Require ``n`` reserved bytes to be zero (checked on the bytes already there first)."""
         self.expect(bytes(n))
@@ -253,6 +265,17 @@ def decimal(raw: bytes, maximum: int, minimum: int = 0) -> int:
     if not minimum <= value <= maximum:
         raise Malformed("number out of range")
     return value
+
+
+def utf8_text(raw: bytes) -> str:
+    """``raw`` as UTF-8 without NUL characters (MQTT, XMPP strings), else Malformed."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Malformed("not UTF-8") from exc
+    if "\0" in text:
+        raise Malformed("NUL in a string")
+    return text
 
 
 def ascii_text(raw: bytes, allow: bytes = b"") -> str:

@@ -6,7 +6,7 @@ the 12-byte signature, version 2 with command LOCAL or PROXY, a known family/tra
 length that covers the address block of that family; TLVs after the addresses are walked and
 must fill the header exactly.
 
-Reports ``version`` (1 or 2), ``command`` (proxy/local), ``family`` (tcp4, tcp6, udp4, udp6,
+Reports ``version`` ("1" or "2"), ``command`` (proxy/local), ``family`` (tcp4, tcp6, udp4, udp6,
 unix, unknown), ``source``, ``destination``, ``source_port``, ``destination_port``, and from v2
 TLVs ``authority`` (the SNI the proxy saw) and ``alpn``.
 """
@@ -50,13 +50,13 @@ def parse_v1(data: bytes) -> Fields:
     line, _ = read_crlf_line(data, 0, V1_MAX - 1)
     parts = words(line)
     if parts[1] == b"UNKNOWN":
-        return {"version": 1, "command": "proxy", "family": "unknown"}
+        return {"version": "1", "command": "proxy", "family": "unknown"}
     family = V1_FAMILIES.get(parts[1])
     if family is None or len(parts) != 6:
         raise Malformed("PROXY v1 line is not PROXY TCP4|TCP6 src dst sport dport")
     name, ip_version = family
     return {
-        "version": 1,
+        "version": "1",
         "command": "proxy",
         "family": name,
         "source": parse_ip(parts[2], ip_version),
@@ -78,7 +78,7 @@ def parse_v2(data: bytes) -> Fields:
     body = header.vec16()
     if body.remaining < address_length:
         raise Malformed("PROXY v2 length shorter than its address block")
-    fields: Fields = {"version": 2, "command": command, "family": name}
+    fields: Fields = {"version": "2", "command": command, "family": name}
     if address_length in (12, 36):
         size = (address_length - 4) // 2
         fields["source"] = ip_text(body.take(size))

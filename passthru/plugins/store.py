@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from passthru.identify.base import Fields, Identifier
@@ -64,7 +65,7 @@ class _File:
     disabled: bool = False
     last_error: str | None = None
     blocked_by: str | None = None  # the NAME another file holds
-    loads: int = 0  # load attempts (tests count them)
+    history: deque[str] = field(default_factory=lambda: deque(maxlen=32))  # digests tried, oldest first
 
     @property
     def in_service(self) -> bool:
@@ -130,10 +131,13 @@ class UserIdentifiers:
     def statuses(self) -> list[IdentifierStatus]:
         return [f.status() for f in sorted(self._files.values(), key=lambda f: f.path)]
 
-    def load_count(self, path: Path) -> int:
-        """How many times ``path``'s content was loaded (tests check "exactly once")."""
+    def load_history(self, path: Path) -> list[str]:
+        """SHA-256 of each content of ``path`` that was loaded (tried), oldest first, last 32.
+
+        Tests use it to check that a save is loaded exactly once and that no other content was.
+        """
         file = self._files.get(Path(path))
-        return file.loads if file else 0
+        return list(file.history) if file else []
 
     # -- calling -------------------------------------------------------------------------------
 
@@ -207,7 +211,7 @@ class UserIdentifiers:
         return self._files[path]
 
     def _try(self, file: _File, source: Source) -> None:
-        file.loads += 1
+        file.history.append(source.digest)
         file.attempted = source.digest
         file.blocked_by = None
         try:

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from gevent import socket as gsocket
 
@@ -20,8 +21,9 @@ from passthru.config import Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.base import Fields, Identifier
 from passthru.identify.engine import Decision, Identification, call_plain
+from passthru.server.connections import Connections
 from passthru.server.listener import format_address
-from passthru.server.relay import relay, shutdown_write
+from passthru.server.relay import Relay, RelayResult, shutdown_write
 from passthru.server.runtime import Runtime
 from passthru.server.upstream import UpstreamUnavailable, dial_any
 
@@ -30,6 +32,19 @@ log = logging.getLogger("passthru.server")
 #: How long a rejected client may keep sending before we stop draining and close.
 REJECT_DRAIN_SECONDS = 1.0
 REJECT_DRAIN_BYTES = 64 * 1024
+
+
+@dataclass
+class Connection:
+    """One accepted connection's sockets and record, from accept to log line."""
+
+    client: gsocket.socket
+    record: ConnectionRecord
+    runtime: Runtime
+    started: float
+    upstream: gsocket.socket | None = None
+    prefix_bytes: int = 0
+    relayed: bool = False  # handed to a Relay, which closes and logs it when it ends
 
 
 @dataclass
@@ -58,32 +73,39 @@ class ConnectionHandler:
         self.user_guard = user_guard
         self.ids = itertools.count(1)
         self.worker = worker
-        self.active = 0
+        self.connections = Connections()
+        #: Client sockets now owned by a relay: the accept loop must not close them when the
+        #: handler greenlet returns (see ``PassthruServer.do_close``).
+        self.handed_over: set[gsocket.socket] = set()
 
     def __call__(self, client: gsocket.socket, address: tuple) -> None:
         runtime = self.runtime()
-        started = time.monotonic()
         record = ConnectionRecord(
             id=f"{self.worker}-{next(self.ids)}",
             client=format_address(address),
             listener=format_address(client.getsockname()),
         )
-        self.active += 1
+        connection = Connection(client, record, runtime, time.monotonic())
+        self.connections.begin_identifying()
         try:
-            self.serve(client, runtime, record)
+            self.serve(connection)
         except Exception as exc:  # the last line of defence: log, never crash the server
             record.ended = "error"
             record.error = f"{type(exc).__name__}: {exc}"
             log.exception("conn=%s unexpected error", record.id)
         finally:
-            self.active -= 1
-            client.close()
-            record.duration = time.monotonic() - started
-            emit(record, self.log_format or runtime.config.log_format)
+            self.connections.end_identifying()
+            if not connection.relayed:
+                self.close(connection)
 
-    def serve(self, client: gsocket.socket, runtime: Runtime, record: ConnectionRecord) -> None:
+    def serve(self, connection: Connection) -> None:
+        """Identify, route, dial and forward the prefix; then hand the sockets to a relay."""
+        client, record, runtime = connection.client, connection.record, connection.runtime
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        prefix = self.read_prefix(client, runtime)
+        if runtime.catch_all is not None:
+            prefix = Prefix(b"", Decision(None, {}, None), "catch_all")
+        else:
+            prefix = self.read_prefix(client, runtime)
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
         route = self.choose_route(runtime, prefix)
@@ -102,22 +124,40 @@ class ConnectionHandler:
             log.warning("conn=%s route=%s no backend reachable: %s", record.id, route.name, exc)
             reject(client)
             return
+        connection.upstream = upstream
         record.upstream = str(endpoint)
-        try:
-            if prefix.data:
-                try:
-                    upstream.sendall(prefix.data)
-                except OSError as exc:
-                    record.ended = "upstream_reset"
-                    record.error = f"sending the prefix: {exc}"
-                    return
-                record.bytes_up = len(prefix.data)
-            result = relay(client, upstream, runtime.config.timeouts.idle)
-            record.bytes_up += result.bytes_up
-            record.bytes_down = result.bytes_down
-            record.ended = result.ended
-        finally:
-            upstream.close()
+        if prefix.data:
+            try:
+                upstream.sendall(prefix.data)
+            except OSError as exc:
+                record.ended = "upstream_reset"
+                record.error = f"sending the prefix: {exc}"
+                return
+            connection.prefix_bytes = len(prefix.data)
+        connection.relayed = True
+        self.handed_over.add(client)
+        relay = Relay(client, upstream, runtime.config.timeouts.idle, partial(self.relay_done, connection))
+        self.connections.add_relay(relay)
+        relay.start()
+
+    def relay_done(self, connection: Connection, relay: Relay, result: RelayResult) -> None:
+        """Called by the relay (in the hub) when it ends: account, close, log."""
+        self.connections.remove_relay(relay)
+        self.handed_over.discard(connection.client)
+        record = connection.record
+        record.bytes_up = connection.prefix_bytes + result.bytes_up
+        record.bytes_down = result.bytes_down
+        record.ended = result.ended
+        self.close(connection)
+
+    def close(self, connection: Connection) -> None:
+        """Close both sockets and write the connection's log line."""
+        if connection.upstream is not None:
+            connection.upstream.close()
+        connection.client.close()
+        record = connection.record
+        record.duration = time.monotonic() - connection.started
+        emit(record, self.log_format or connection.runtime.config.log_format)
 
     def read_prefix(self, client: gsocket.socket, runtime: Runtime) -> Prefix:
         """Read until the identifiers decide, the byte limit, the identify timeout, or EOF."""
@@ -132,7 +172,7 @@ class ConnectionHandler:
                 return Prefix(data, identification.feed(data, final=True), "timeout")
             client.settimeout(remaining)
             try:
-                chunk = client.recv(limit - len(data))
+                chunk = receive(client, limit - len(data))
             except TimeoutError:
                 return Prefix(data, identification.feed(data, final=True), "timeout")
             except OSError as exc:
@@ -158,11 +198,26 @@ class ConnectionHandler:
     def choose_route(runtime: Runtime, prefix: Prefix) -> Route | None:
         """``on_timeout`` for a client that sent nothing in time; else the rules, else ``default``."""
         config = runtime.config
+        if prefix.stopped == "catch_all":
+            return runtime.catch_all
         if not prefix.data:
             return config.on_timeout if prefix.stopped == "timeout" else None
         decision = prefix.decision
         route = runtime.router.route(decision.protocol, decision.fields)
         return route if route is not None else config.default
+
+
+#: One read buffer for all prefix reads of this process: a read and the copy out of it happen
+#: without a greenlet switch in between, and a fresh 16 KiB bytes object per read (shrunk to
+#: the bytes received) fragments the heap of a process holding thousands of connections.
+_READ_BUFFER = bytearray(64 * 1024)
+
+
+def receive(client: gsocket.socket, size: int) -> bytes:
+    """``client.recv(size)`` through the shared buffer."""
+    view = memoryview(_READ_BUFFER)[: min(size, len(_READ_BUFFER))]
+    n = client.recv_into(view)
+    return bytes(view[:n])
 
 
 def reject(client: gsocket.socket) -> None:

@@ -1,13 +1,14 @@
 """Copy bytes both ways until both directions are done, honouring half-close.
 
-One greenlet (the connection's own) drives both directions on the raw non-blocking file
-descriptors, waking on the hub's io watchers; an idle connection therefore holds no extra
-greenlet, no buffer and no pipe. Bytes move with ``os.splice`` through a pipe taken from a pool
-only while they are in flight (zero-copy on Linux), or through a pooled buffer where splice is
-not available. On end-of-file from one side the other side's write half is shut down
-(half-close) and the opposite direction keeps going. When neither direction moves a byte for
-``idle`` seconds the relay ends. A reset on one side is passed on as a reset to the other
-(SO_LINGER 0), so a truncated transfer never looks like a clean end.
+The relay runs on the hub's io watcher callbacks, not in a greenlet: once a connection is
+identified and dialed, its handler greenlet ends and an idle relayed connection holds no
+greenlet, no stack, no buffer and no pipe — just two sockets and this small object. Bytes
+move with ``os.splice`` through a pipe taken from a pool only while they are in flight
+(zero-copy on Linux), or through a pooled buffer where splice is not available. On end-of-file
+from one side the other side's write half is shut down (half-close) and the opposite direction
+keeps going. A reset on one side is passed on as a reset to the other (SO_LINGER 0), so a
+truncated transfer never looks like a clean end. Idle timeouts are enforced by a periodic sweep
+(``passthru.server.connections``) rather than a timer per connection.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import gevent
 from gevent import get_hub
 from gevent import socket as gsocket
-from gevent.hub import Waiter
 
 from passthru.server.pools import BufferPool, PipePool
 
@@ -66,6 +66,8 @@ class Direction:
     in_pipe: int = 0
     buffer: bytearray | None = None
     pending: memoryview | None = field(default=None, repr=False)
+    read_watcher: object = field(default=None, repr=False)
+    write_watcher: object = field(default=None, repr=False)
 
     def step(self) -> int:
         """Move what can move now. Returns READ or WRITE (what to wait for), or 0 (done, or
@@ -172,83 +174,81 @@ class RelayResult:
     ended: str  # "closed", "idle_timeout", "client_reset", "upstream_reset"
 
 
-class Watchers:
-    """The hub io watchers of one connection, made once and started only while waiting."""
+class Relay:
+    """Both directions of one connection, driven by io watcher callbacks in the hub.
 
-    def __init__(self, client: gsocket.socket, upstream: gsocket.socket) -> None:
-        loop = get_hub().loop
-        self.loop = loop
-        self.io = {
-            (id(client), READ): loop.io(client.fileno(), READ),
-            (id(client), WRITE): loop.io(client.fileno(), WRITE),
-            (id(upstream), READ): loop.io(upstream.fileno(), READ),
-            (id(upstream), WRITE): loop.io(upstream.fileno(), WRITE),
-        }
+    Each direction owns two watchers: its source's READ and its destination's WRITE (the
+    gevent sockets' own watchers, unused by anything else while the relay runs). It waits on
+    exactly one of them at a time, so a slow reader stops its writer from reading more:
+    backpressure, never buffering without bound.
+    """
 
-    def wait(self, wanted: list[tuple[gsocket.socket, int]], timeout: float) -> bool:
-        """Block this greenlet until one wanted event or the timeout; False on timeout."""
-        waiter = Waiter()
-        started = [self.io[(id(sock), event)] for sock, event in wanted]
-        timer = self.loop.timer(timeout)
+    def __init__(
+        self,
+        client: gsocket.socket,
+        upstream: gsocket.socket,
+        idle: float,
+        on_done: Callable[[Relay, RelayResult], None],
+    ) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.idle = idle
+        self.on_done = on_done
+        self.up = Direction(client, upstream, "client", "upstream", USE_SPLICE)
+        self.down = Direction(upstream, client, "upstream", "client", USE_SPLICE)
+        self.up.read_watcher, self.up.write_watcher = client._read_event, upstream._write_event
+        self.down.read_watcher, self.down.write_watcher = upstream._read_event, client._write_event
+        self.last_activity = time.monotonic()
+        self.ended: str | None = None
+
+    def start(self) -> None:
+        self.pump(self.up)
+        self.pump(self.down)
+
+    def pump(self, direction: Direction) -> None:
+        """Move what can move in one direction, then wait for what it needs next."""
+        if self.ended is not None:
+            return
+        before = direction.moved
         try:
-            for watcher in started:
-                watcher.start(waiter.switch, True)
-            timer.start(waiter.switch, False)
-            return waiter.get()
-        finally:
-            for watcher in started:
-                watcher.stop()
-            timer.close()
+            need = direction.step()
+        except PeerReset as failure:
+            self.finish(f"{failure.side}_reset", reset_side=self.upstream if failure.side == "client" else self.client)
+            return
+        except Exception as exc:  # never let a callback error escape into the hub
+            self.finish(f"error: {type(exc).__name__}: {exc}")
+            return
+        if direction.moved != before:
+            self.last_activity = time.monotonic()
+        read, write = direction.read_watcher, direction.write_watcher
+        if need == READ:
+            write.stop()
+            if not read.active:
+                read.start(self.pump, direction)
+        elif need == WRITE:
+            read.stop()
+            if not write.active:
+                write.start(self.pump, direction)
+        else:
+            read.stop()
+            write.stop()
+            if not direction.done:  # used this turn's budget: continue after others had theirs
+                get_hub().loop.run_callback(self.pump, direction)
+            elif self.up.done and self.down.done:
+                self.finish("closed")
 
-    def close(self) -> None:
-        for watcher in self.io.values():
-            watcher.close()
-
-
-def relay(client: gsocket.socket, upstream: gsocket.socket, idle: float) -> RelayResult:
-    """Relay until both directions end, one side resets, or nothing moves for ``idle`` s."""
-    use_splice = USE_SPLICE
-    up = Direction(client, upstream, "client", "upstream", use_splice)
-    down = Direction(upstream, client, "upstream", "client", use_splice)
-    watchers = Watchers(client, upstream)
-    last_activity = time.monotonic()
-    ended = "closed"
-    try:
-        while not (up.done and down.done):
-            before = up.moved + down.moved
-            wanted: list[tuple[gsocket.socket, int]] = []
-            busy = False
-            for direction in (up, down):
-                if direction.done:
-                    continue
-                need = direction.step()
-                if need == READ:
-                    wanted.append((direction.source, READ))
-                elif need == WRITE:
-                    wanted.append((direction.destination, WRITE))
-                elif not direction.done:
-                    busy = True  # used its turn's budget: let others run, then continue
-            now = time.monotonic()
-            if up.moved + down.moved != before:
-                last_activity = now
-            if busy:
-                gevent.sleep(0)
-                continue
-            if not wanted:
-                continue
-            remaining = last_activity + idle - now
-            woke = remaining > 0 and watchers.wait(wanted, remaining)
-            if not woke and time.monotonic() - last_activity >= idle:
-                ended = "idle_timeout"
-                break
-    except PeerReset as failure:
-        ended = f"{failure.side}_reset"
-        reset(upstream if failure.side == "client" else client)
-    finally:
-        watchers.close()
-        up.discard()
-        down.discard()
-    return RelayResult(up.moved, down.moved, ended)
+    def finish(self, ended: str, reset_side: gsocket.socket | None = None) -> None:
+        """End the relay (idempotent): stop watching, free pipes, report to ``on_done``."""
+        if self.ended is not None:
+            return
+        self.ended = ended
+        for direction in (self.up, self.down):
+            direction.read_watcher.stop()
+            direction.write_watcher.stop()
+            direction.discard()
+        if reset_side is not None:
+            reset(reset_side)
+        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended))
 
 
 def shutdown_write(sock: gsocket.socket) -> None:

@@ -21,13 +21,18 @@ class Runtime:
     router: Router
     balancers: dict[str, Balancer]
     declarative: tuple[Identifier, ...]
+    #: The first route when it matches everything: then there is nothing to identify and the
+    #: connection is dialed at once (HAProxy's plain ``mode tcp``; server-speaks-first works).
+    catch_all: Route | None = None
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
         targets = [*config.routes, config.default, config.on_timeout]
         balancers = {r.name: Balancer(r) for r in targets if r is not None}
         declarative = tuple(to_identifier(d) for d in config.declarative)
-        return cls(config, Router(config.routes), balancers, declarative)
+        first = config.routes[0] if config.routes else None
+        catch_all = first if first is not None and first.protocol is None and not first.fields else None
+        return cls(config, Router(config.routes), balancers, declarative, catch_all)
 
     def identifiers(self, user: tuple[Identifier, ...] = ()) -> list[Identifier]:
         """User files first, then the config's declarative rules, then the built-ins."""

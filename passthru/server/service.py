@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gevent
 from gevent.event import Event
-from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from passthru.bootstrap import load_with_identifiers
@@ -28,6 +27,19 @@ log = logging.getLogger("passthru.server")
 
 #: How long SIGTERM/SIGINT waits for relaying connections before closing them.
 DRAIN_SECONDS = 5.0
+
+
+class PassthruServer(StreamServer):
+    """gevent's accept loop, except that a client socket handed to a relay stays open when
+    the handler greenlet returns (gevent closes it by default)."""
+
+    def __init__(self, listener, handler: ConnectionHandler, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(listener, handler, **kwargs)
+        self.handed_over = handler.handed_over
+
+    def do_close(self, sock, *args) -> None:  # type: ignore[no-untyped-def]
+        if sock not in self.handed_over:
+            sock.close()
 
 
 def listener_key(listener: Listener) -> tuple:
@@ -46,7 +58,6 @@ class Service:
         self.user: UserIdentifiers | None = None
         self._runtime: Runtime | None = None
         self.servers: dict[tuple, StreamServer] = {}
-        self.pool = Pool()
         self.stopped = Event()
         self.handler = ConnectionHandler(self.current_runtime, self.user_snapshot, self.user_guard, worker, log_format)
 
@@ -87,7 +98,7 @@ class Service:
             if key in self.servers:
                 continue
             sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
-            server = StreamServer(sock, self.handler, spawn=self.pool)
+            server = PassthruServer(sock, self.handler, spawn=gevent.spawn_raw)
             server.address_text = str(listener.address)  # type: ignore[attr-defined]
             server.start()
             self.servers[key] = server
@@ -121,9 +132,11 @@ class Service:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
         for server in self.servers.values():
             server.close()
-        if self.pool.join(timeout=drain) is False or len(self.pool):
-            log.info("closing %d connections still open after %.1fs", len(self.pool), drain)
-            self.pool.kill(block=True, timeout=1)
+        connections = self.handler.connections
+        if not connections.wait_empty(drain):
+            log.info("closing %d connections still open after %.1fs", len(connections), drain)
+            connections.close_all("shutdown")
+        connections.stop()
         if self.user is not None:
             self.user.stop()
         self.stopped.set()

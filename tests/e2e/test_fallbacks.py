@@ -103,3 +103,13 @@ def test_client_that_closes_at_once_is_logged_not_fatal(passthru) -> None:
         banner = b"SSH-2.0-still-alive\r\n"
         assert exchange(proc.port, banner) == b"[ssh]" + banner
         proc.wait_for_log("end=client_closed")
+
+
+def test_catch_all_first_route_dials_at_once_without_waiting_for_bytes(passthru) -> None:
+    with TagServer("everything") as backend:
+        proc = passthru(f"routes:\n  - name: all\n    to: {backend.address}\n", identify_timeout="5s")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            started = time.monotonic()
+            assert sock.recv(100) == b"[everything]"  # the backend spoke first: we did not wait 5 s
+            assert time.monotonic() - started < 2
+        assert "route=all" in proc.wait_for_log("route=all")

@@ -1,0 +1,449 @@
+"""Start and stop everything a bench run needs, in the foreground, on 127.0.0.1 only.
+
+Backends: nginx (a small static page), an iperf3 server, and a holding server (holdserver.py).
+Targets (what a figure is measured through): Passthru, HAProxy (mode tcp), sslh-select, sslh-fork
+and the direct path. Every process gets a generated config in the run's temp dir, its own
+session (so a terminal Ctrl-C reaches only the bench, which then stops them in order) and
+PR_SET_PDEATHSIG (so they die with the bench even if it is killed hard).
+
+All proxies route the same way:
+  HTTP with Host bench.local  -> nginx
+  TLS with SNI bench.local    -> nginx (not measured; keeps the rule sets comparable)
+  SSH (a client banner)       -> holding server
+  anything else (iperf3)      -> iperf3 server
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+HOST = "bench.local"
+HERE = Path(__file__).resolve().parent
+
+#: Figures (keys used everywhere).
+THROUGHPUT, CONNRATE, MEMORY, LATENCY = "throughput", "connrate", "memory", "latency"
+FIGURES = (THROUGHPUT, CONNRATE, MEMORY, LATENCY)
+
+#: sslh-select uses select(2): FD_SETSIZE (1024) bounds its descriptors, two per connection.
+SSLH_SELECT_MAX_CONNECTIONS = 450
+
+PAGE = (b"<!doctype html><html><head><title>bench</title></head><body>" + b"x" * 512 + b"</body></html>\n")
+
+
+class BenchError(RuntimeError):
+    """A peer would not start or a check failed; the message says which."""
+
+
+# -- small system helpers -----------------------------------------------------------------------
+def raise_nofile(wanted: int = 65536) -> int:
+    """Raise our soft RLIMIT_NOFILE (children inherit it); return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def listening_count(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (from /proc/net/tcp; SO_REUSEPORT gives >1)."""
+    want = f"0100007F:{port:04X}"
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[1] == want and parts[3] == "0A":
+                count += 1
+    return count
+
+
+def children_map() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every process on the machine."""
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, ()))
+    return out
+
+
+def _status_kib(pid: int, key: str, path: str) -> int:
+    try:
+        with open(f"/proc/{pid}/{path}") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kib(pids: list[int]) -> int:
+    """Sum of VmRSS over ``pids`` (KiB)."""
+    return sum(_status_kib(p, "VmRSS:", "status") for p in pids)
+
+
+def pss_kib(pids: list[int]) -> int:
+    """Sum of Pss over ``pids`` (KiB): shared pages split between the processes sharing them."""
+    return sum(_status_kib(p, "Pss:", "smaps_rollup") for p in pids)
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask the kernel to SIGKILL this child when the bench process dies."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+# -- processes ------------------------------------------------------------------------------------
+@dataclass
+class Proc:
+    """One foreground process (with its descendants) listening on 127.0.0.1:``port``."""
+
+    name: str
+    argv: list[str]
+    workdir: Path
+    port: int
+    listeners: int = 1  # listening sockets to wait for (SO_REUSEPORT workers each have one)
+    env: dict[str, str] | None = None
+    stop_signal: int = signal.SIGTERM
+    popen: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start and wait until it listens; raise BenchError with its log if it does not."""
+        if listening_count(self.port):
+            raise BenchError(f"{self.name}: port {self.port} is already in use")
+        env = {**os.environ, **(self.env or {})}
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while listening_count(self.port) < self.listeners:
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise BenchError(f"{self.name} did not start: {shlex.join(self.argv)}\n--- {self.log_path}:\n{tail}")
+            time.sleep(0.05)
+
+    def pids(self) -> list[int]:
+        """The process and its descendants (Passthru workers, sslh-fork children)."""
+        if self.popen is None or self.popen.poll() is not None:
+            return []
+        return process_tree(self.popen.pid)
+
+    def stop(self, grace: float = 8.0) -> None:
+        """Signal the process group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+        if self.popen is None:
+            return
+        pgid = self.popen.pid  # its own session: pgid == pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, self.stop_signal)
+        try:
+            self.popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        self.popen = None
+
+
+# -- backends -------------------------------------------------------------------------------------
+NGINX_CONF = """\
+# Generated by bench/peers.py: one process (master_process off), no access log.
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+worker_rlimit_nofile 65536;
+events {{
+    worker_connections 16384;
+    multi_accept on;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/nginx-tmp/body;
+    proxy_temp_path {dir}/nginx-tmp/proxy;
+    fastcgi_temp_path {dir}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {dir}/nginx-tmp/uwsgi;
+    scgi_temp_path {dir}/nginx-tmp/scgi;
+    default_type text/html;
+    sendfile on;
+    keepalive_timeout 30s;
+    server {{
+        listen {host}:{port} backlog=4096 default_server;
+        server_name {server_name};
+        root {dir}/www;
+        location / {{ index index.html; }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Backends:
+    """nginx, an iperf3 server and the holding server, on their own free ports."""
+
+    workdir: Path
+    nginx_port: int
+    iperf_port: int
+    hold_port: int
+    procs: list[Proc] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, workdir: Path) -> Backends:
+        nginx_port, iperf_port, hold_port = free_ports(3)
+        return cls(workdir, nginx_port, iperf_port, hold_port)
+
+    def start(self) -> None:
+        d = self.workdir
+        (d / "www").mkdir(exist_ok=True)
+        (d / "www" / "index.html").write_bytes(PAGE)
+        (d / "nginx-tmp").mkdir(exist_ok=True)
+        conf = d / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=d, host=LOOPBACK, port=self.nginx_port, server_name=HOST))
+        self.procs = [
+            Proc("nginx", ["nginx", "-p", str(d), "-e", str(d / "nginx-error.log"), "-c", str(conf)], d, self.nginx_port),
+            Proc("iperf3-server", ["iperf3", "-s", "-B", LOOPBACK, "-p", str(self.iperf_port)], d, self.iperf_port),
+            Proc("holdserver", [sys.executable, str(HERE / "holdserver.py"), str(self.hold_port)], d, self.hold_port),
+        ]
+        for proc in self.procs:
+            proc.start()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+# -- targets --------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """Something a figure is measured through: a proxy process, or nothing (direct)."""
+
+    name: str
+    figures: tuple[str, ...]
+    port: int | None = None
+    proc: Proc | None = None
+    note: str = ""
+    memory_connections: int | None = None  # a cap below the run's count, for this target only
+
+    def address(self, figure: str, backends: Backends) -> tuple[str, int]:
+        """Where a client connects for ``figure``."""
+        assert self.port is not None
+        return (LOOPBACK, self.port)
+
+    def start(self) -> None:
+        if self.proc is not None:
+            self.proc.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pids(self) -> list[int]:
+        return self.proc.pids() if self.proc is not None else []
+
+
+class Direct(Target):
+    """Clients connect straight to the backend the figure uses."""
+
+    def address(self, figure: str, backends: Backends) -> tuple[str, int]:
+        port = backends.iperf_port if figure == THROUGHPUT else backends.nginx_port
+        return (LOOPBACK, port)
+
+
+PASSTHRU_CONF = """\
+# Generated by bench/peers.py
+listen: [{host}:{port}]
+workers: {workers}
+timeouts: {{identify: 3s, connect: 5s, idle: 1h}}
+routes:
+  - name: web
+    match: {{protocol: http, host: {server_name}}}
+    to: {host}:{nginx}
+  - name: tls
+    match: {{protocol: tls, sni: {server_name}}}
+    to: {host}:{nginx}
+  - name: ssh
+    match: {{protocol: ssh}}
+    to: {host}:{hold}
+default: {host}:{iperf}
+"""
+
+HAPROXY_CONF = """\
+# Generated by bench/peers.py: mode tcp, routing on the first bytes like Passthru.
+global
+    nbthread {workers}
+    maxconn {maxconn}
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend bench
+    bind {host}:{port}
+    tcp-request inspect-delay 3s
+    acl is_tls req.ssl_hello_type 1
+    acl is_ssh req.payload(0,4) -m bin 5353482d
+    # iperf3's 37-byte cookie is neither; decide as soon as it is all there.
+    acl is_other req.len ge 37
+    tcp-request content accept if HTTP
+    tcp-request content accept if is_tls
+    tcp-request content accept if is_ssh
+    tcp-request content accept if is_other
+    use_backend web if HTTP {{ req.hdr(host) -i {server_name} }}
+    use_backend web if is_tls {{ req.ssl_sni -i {server_name} }}
+    use_backend hold if is_ssh
+    default_backend iperf
+backend web
+    server nginx {host}:{nginx}
+backend hold
+    server hold {host}:{hold}
+backend iperf
+    server iperf {host}:{iperf}
+"""
+
+
+def haproxy_maxconn() -> int:
+    """A maxconn HAProxy can honour under our open-files limit (it needs two descriptors each)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1000, min(100_000, (soft - 200) // 2))
+
+
+def make_targets(
+    workdir: Path,
+    backends: Backends,
+    passthru_cmd: list[str],
+    workers: int,
+    wanted: list[str] | None = None,
+) -> list[Target]:
+    """All targets (or those named in ``wanted``), configured but not started."""
+    names = ["direct", "passthru", "passthru-info", "haproxy", "sslh-select", "sslh-fork"]
+    names = [n for n in names if wanted is None or n in wanted]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    b = backends
+    targets: list[Target] = []
+    for name in names:
+        port = ports[name]
+        if name == "direct":
+            targets.append(Direct(name, (THROUGHPUT, CONNRATE, LATENCY), note="straight to the backend"))
+        elif name in ("passthru", "passthru-info"):
+            level = "WARNING" if name == "passthru" else "INFO"
+            conf = workdir / f"{name}.yaml"
+            conf.write_text(
+                PASSTHRU_CONF.format(
+                    host=LOOPBACK,
+                    port=port,
+                    workers=workers,
+                    server_name=HOST,
+                    nginx=b.nginx_port,
+                    hold=b.hold_port,
+                    iperf=b.iperf_port,
+                )
+            )
+            proc = Proc(name, [*passthru_cmd, "run", "-c", str(conf), "--log-level", level], workdir, port, workers)
+            figures = FIGURES if name == "passthru" else (CONNRATE, LATENCY)
+            note = f"{workers} workers, --log-level {level}"
+            targets.append(Target(name, figures, port, proc, note))
+        elif name == "haproxy":
+            conf = workdir / "haproxy.cfg"
+            conf.write_text(
+                HAPROXY_CONF.format(
+                    host=LOOPBACK,
+                    port=port,
+                    workers=workers,
+                    maxconn=haproxy_maxconn(),
+                    server_name=HOST,
+                    nginx=b.nginx_port,
+                    hold=b.hold_port,
+                    iperf=b.iperf_port,
+                )
+            )
+            proc = Proc(name, ["haproxy", "-db", "-f", str(conf)], workdir, port)
+            targets.append(Target(name, FIGURES, port, proc, f"mode tcp, nbthread {workers}"))
+        else:  # sslh-select / sslh-fork: no user (-u) given, so it never drops privileges
+            argv = [
+                f"/usr/sbin/{name}" if name == "sslh-select" else "/usr/sbin/sslh",
+                "-f",
+                "-n",
+                "-t",
+                "3",
+                "-p",
+                f"{LOOPBACK}:{port}",
+                "--tls",
+                f"{LOOPBACK}:{b.nginx_port}",
+                "--http",
+                f"{LOOPBACK}:{b.nginx_port}",
+                "--ssh",
+                f"{LOOPBACK}:{b.hold_port}",
+                "--anyprot",
+                f"{LOOPBACK}:{b.iperf_port}",
+                "--on-timeout",
+                f"{LOOPBACK}:{b.hold_port}",
+            ]
+            proc = Proc(name, argv, workdir, port)
+            cap = SSLH_SELECT_MAX_CONNECTIONS if name == "sslh-select" else None
+            note = "1 process, select(2)" if name == "sslh-select" else "one process per connection"
+            targets.append(Target(name, FIGURES, port, proc, note + "; routes by protocol, not by Host", cap))
+    return targets

@@ -1,0 +1,260 @@
+"""Turn per-round measurements into tables: medians, spread, ratios, and issue 6's targets.
+
+``Results`` maps figure -> target -> round -> metrics (the dicts figures.py returns). The same
+markdown is printed and written to ``bench/results/latest.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from peers import CONNRATE, LATENCY, MEMORY, THROUGHPUT
+
+Results = dict[str, dict[str, dict[int, dict[str, float]]]]
+
+
+# -- the machine ----------------------------------------------------------------------------------
+def _first_line(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    out = (proc.stdout or proc.stderr).strip().splitlines()
+    return out[0].strip() if out else "?"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """What the numbers were measured on, and the versions of every peer."""
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "haproxy": _first_line(["haproxy", "-v"]),
+        "sslh": _first_line(["/usr/sbin/sslh", "-V"]),
+        "nginx": _first_line(["nginx", "-v"]),
+        "iperf3": _first_line(["iperf3", "--version"]),
+        "wrk": _first_line(["wrk", "--version"]),
+    }
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- numbers --------------------------------------------------------------------------------------
+def median_of(rounds: dict[int, dict[str, float]], key: str) -> float | None:
+    values = [m[key] for m in rounds.values() if key in m]
+    return statistics.median(values) if values else None
+
+
+def added_latency(results: Results, target: str, key: str) -> float | None:
+    """Median over rounds of (target's percentile - direct's percentile in the same round), ms."""
+    per_target = results.get(LATENCY, {})
+    direct, mine = per_target.get("direct", {}), per_target.get(target, {})
+    diffs = [mine[r][key] - direct[r][key] for r in mine if r in direct]
+    return statistics.median(diffs) if diffs else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def spread(rounds: dict[int, dict[str, float]], key: str, spec: str) -> str:
+    return ", ".join(f"{rounds[r][key]:{spec}}" for r in sorted(rounds))
+
+
+# -- tables ---------------------------------------------------------------------------------------
+@dataclass
+class Column:
+    title: str
+    cell: Callable[[str], str]
+
+
+def table(targets: list[str], columns: list[Column]) -> list[str]:
+    lines = ["| target | " + " | ".join(c.title for c in columns) + " |"]
+    lines.append("|---|" + "---|" * len(columns))
+    for t in targets:
+        lines.append(f"| {t} | " + " | ".join(c.cell(t) for c in columns) + " |")
+    return lines
+
+
+def figure_tables(results: Results, notes: dict[str, str]) -> list[str]:
+    """One markdown table per figure measured."""
+    out: list[str] = []
+
+    def med(fig: str, t: str, key: str) -> float | None:
+        return median_of(results[fig].get(t, {}), key)
+
+    if THROUGHPUT in results:
+        r = results[THROUGHPUT]
+        ts = list(r)
+        out += ["### 1. Bulk throughput (one iperf3 stream, receiver, Gbit/s)", ""]
+        out += table(
+            ts,
+            [
+                Column("median", lambda t: fmt(med(THROUGHPUT, t, "gbps"))),
+                Column("rounds", lambda t: spread(r[t], "gbps", ".2f")),
+                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "haproxy", "gbps")))),
+                Column("× direct", lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "direct", "gbps")))),
+            ],
+        )
+        out.append("")
+    if CONNRATE in results:
+        r = results[CONNRATE]
+        ts = list(r)
+        out += ["### 2. New connections per second (wrk -t2 -c50, Connection: close, routed by Host)", ""]
+        out += table(
+            ts,
+            [
+                Column("median conn/s", lambda t: fmt(med(CONNRATE, t, "rate"), ".0f")),
+                Column("rounds", lambda t: spread(r[t], "rate", ".0f")),
+                Column("errors", lambda t: str(int(sum(m["errors"] for m in r[t].values())))),
+                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "haproxy", "rate")))),
+                Column(
+                    "× sslh-select",
+                    lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "sslh-select", "rate"))),
+                ),
+                Column("× direct", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "direct", "rate")))),
+            ],
+        )
+        out.append("")
+    if MEMORY in results:
+        r = results[MEMORY]
+        ts = list(r)
+        out += ["### 3. Memory per idle established connection (KiB, growth of the proxy's processes)", ""]
+        out += table(
+            ts,
+            [
+                Column("connections", lambda t: fmt(med(MEMORY, t, "connections"), ".0f")),
+                Column("RSS KiB/conn", lambda t: fmt(med(MEMORY, t, "rss_kib"), ".1f")),
+                Column("rounds", lambda t: spread(r[t], "rss_kib", ".1f")),
+                Column("PSS KiB/conn", lambda t: fmt(med(MEMORY, t, "pss_kib"), ".1f")),
+                Column("RSS total MiB", lambda t: fmt(med(MEMORY, t, "rss_total_mib"), ".1f")),
+                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(MEMORY, t, "rss_kib"), med(MEMORY, "haproxy", "rss_kib")))),
+            ],
+        )
+        out.append("")
+    if LATENCY in results:
+        r = results[LATENCY]
+        ts = list(r)
+        out += ["### 4. Latency at low load (connect → HTTP request → first byte, sequential, ms)", ""]
+        out += table(
+            ts,
+            [
+                Column("p50", lambda t: fmt(med(LATENCY, t, "p50"), ".3f")),
+                Column("p99", lambda t: fmt(med(LATENCY, t, "p99"), ".3f")),
+                Column("added p50", lambda t: "–" if t == "direct" else fmt(added_latency(results, t, "p50"), "+.3f")),
+                Column("added p99", lambda t: "–" if t == "direct" else fmt(added_latency(results, t, "p99"), "+.3f")),
+                Column("rounds p50/p99", lambda t: ", ".join(f"{m['p50']:.3f}/{m['p99']:.3f}" for m in r[t].values())),
+            ],
+        )
+        out.append("")
+    if notes:
+        out += ["Targets:", ""] + [f"- **{t}**: {n}" for t, n in notes.items()] + [""]
+    return out
+
+
+def verdicts(results: Results) -> list[str]:
+    """Issue 6's targets for Passthru, each met / not met / not measured."""
+
+    def med(fig: str, t: str, key: str) -> float | None:
+        return median_of(results.get(fig, {}).get(t, {}), key)
+
+    def line(name: str, value: float | None, ok: bool | None, detail: str) -> str:
+        mark = "not measured" if value is None or ok is None else ("**met**" if ok else "**NOT met**")
+        return f"| {name} | {detail} | {mark} |"
+
+    out = ["### Issue 6 targets (Passthru, medians of this run)", "", "| target | measured | verdict |", "|---|---|---|"]
+    tp = ratio(med(THROUGHPUT, "passthru", "gbps"), med(THROUGHPUT, "haproxy", "gbps"))
+    td = ratio(med(THROUGHPUT, "passthru", "gbps"), med(THROUGHPUT, "direct", "gbps"))
+    out.append(line("throughput ≥ 1.0× HAProxy", tp, tp is not None and tp >= 1.0, fmt_ratio(tp)))
+    out.append(line("throughput ≥ 0.85× direct", td, td is not None and td >= 0.85, fmt_ratio(td)))
+    ch = ratio(med(CONNRATE, "passthru", "rate"), med(CONNRATE, "haproxy", "rate"))
+    cs = ratio(med(CONNRATE, "passthru", "rate"), med(CONNRATE, "sslh-select", "rate"))
+    out.append(line("conn/s ≥ 0.5× HAProxy (same cores)", ch, ch is not None and ch >= 0.5, fmt_ratio(ch)))
+    out.append(line("conn/s ≥ 2× sslh-select", cs, cs is not None and cs >= 2.0, fmt_ratio(cs)))
+    mem = med(MEMORY, "passthru", "rss_kib")
+    out.append(line("≤ 8 KiB RSS per idle connection", mem, mem is not None and mem <= 8.0, fmt(mem, ".1f", " KiB")))
+    a50, a99 = added_latency(results, "passthru", "p50"), added_latency(results, "passthru", "p99")
+    out.append(
+        line(
+            "added latency p99 < 0.5 ms (p50 reported)",
+            a99,
+            a99 is not None and a99 < 0.5,
+            f"p50 {fmt(a50, '+.3f')} ms, p99 {fmt(a99, '+.3f')} ms",
+        )
+    )
+    out.append("")
+    return out
+
+
+def logging_cost(results: Results) -> list[str]:
+    """Passthru with --log-level WARNING against the default (INFO: one line per connection)."""
+
+    def med(fig: str, t: str, key: str) -> float | None:
+        return median_of(results.get(fig, {}).get(t, {}), key)
+
+    quiet, loud = med(CONNRATE, "passthru", "rate"), med(CONNRATE, "passthru-info", "rate")
+    if quiet is None or loud is None:
+        return []
+    out = ["### Cost of the per-connection log line (Passthru, INFO vs WARNING)", ""]
+    out.append(f"- conn/s: WARNING {quiet:.0f}, INFO {loud:.0f} ({fmt_ratio(ratio(loud, quiet))} of WARNING)")
+    p50q, p50l = med(LATENCY, "passthru", "p50"), med(LATENCY, "passthru-info", "p50")
+    if p50q is not None and p50l is not None:
+        out.append(f"- latency p50: WARNING {p50q:.3f} ms, INFO {p50l:.3f} ms ({p50l - p50q:+.3f} ms)")
+    out.append("")
+    return out
+
+
+def markdown(
+    results: Results,
+    machine: dict[str, str],
+    settings: dict[str, str],
+    notes: dict[str, str],
+    remarks: list[str],
+) -> str:
+    """The whole report."""
+    out = [
+        "# Passthru benchmark (bench/run.py)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M:%S %Z')}. "
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), kernel {machine['kernel']}, Python {machine['python']}.",
+        "",
+        "Peers: " + "; ".join(f"{k}: {machine[k]}" for k in ("haproxy", "sslh", "nginx", "iperf3", "wrk")) + ".",
+        "",
+        "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
+        "",
+    ]
+    out += verdicts(results)
+    out += figure_tables(results, notes)
+    out += logging_cost(results)
+    if remarks:
+        out += ["### Remarks", ""] + [f"- {r}" for r in remarks] + [""]
+    return "\n".join(out)

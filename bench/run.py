@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Benchmark Passthru side by side with HAProxy, sslh and the direct path, in one run on loopback.
+
+Starts nginx, an iperf3 server and a holding server, then every proxy, each on its own free port
+of 127.0.0.1 with a generated config in a temp dir; runs each figure of issue 6 for each target,
+interleaved (the target order rotates every round), for a few rounds; prints medians and ratios
+and writes them to bench/results/latest.md. Everything it started is stopped at the end, on
+errors and on Ctrl-C.
+
+    python bench/run.py                 # 3 rounds, 10 s per throughput / conn-rate measurement
+    python bench/run.py --quick         # 1 short round, well under a minute
+    python bench/run.py --only connrate --targets passthru,haproxy
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import figures
+import report
+from peers import (
+    CONNRATE,
+    FIGURES,
+    LATENCY,
+    MEMORY,
+    THROUGHPUT,
+    Backends,
+    BenchError,
+    Target,
+    make_targets,
+    raise_nofile,
+)
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+TOOLS = ("nginx", "haproxy", "iperf3", "wrk", "/usr/sbin/sslh", "/usr/sbin/sslh-select")
+ALL_TARGETS = ("direct", "passthru", "passthru-info", "haproxy", "sslh-select", "sslh-fork")
+
+
+def default_passthru_cmd() -> str:
+    """``$PASSTHRU_CMD``, else the repo's .venv, else ``passthru`` on PATH, else ``python -m passthru.cli``."""
+    if os.environ.get("PASSTHRU_CMD"):
+        return os.environ["PASSTHRU_CMD"]
+    venv = REPO / ".venv" / "bin" / "passthru"
+    if venv.exists():
+        return str(venv)
+    found = shutil.which("passthru")
+    if found:
+        return found
+    return shlex.join([sys.executable, "-m", "passthru.cli"])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 round, 2 s durations, small counts (CI smoke run)")
+    p.add_argument("--rounds", type=int, help="rounds of every figure (default 3; --quick: 1)")
+    p.add_argument("--duration", type=float, help="seconds per iperf3 / wrk measurement (default 10; --quick: 2)")
+    p.add_argument("--connections", type=int, help="idle connections for the memory figure (default 2000; --quick: 200)")
+    p.add_argument("--samples", type=int, help="sequential requests for the latency figure (default 500; --quick: 100)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=FIGURES,
+        metavar="FIGURE",
+        help=f"measure only this figure (repeatable): {', '.join(FIGURES)}",
+    )
+    p.add_argument("--targets", help=f"comma-separated subset of: {', '.join(ALL_TARGETS)}")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Passthru workers = HAProxy nbthread")
+    p.add_argument("--passthru-cmd", default=default_passthru_cmd(), help="command that runs passthru (default: %(default)s)")
+    p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md", help="markdown report path")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.duration = args.duration or (2.0 if quick else 10.0)
+    args.connections = args.connections or (200 if quick else 2000)
+    args.samples = args.samples or (100 if quick else 500)
+    args.figures = [f for f in FIGURES if not args.only or f in args.only]
+    args.target_names = [t.strip() for t in args.targets.split(",")] if args.targets else list(ALL_TARGETS)
+    unknown = set(args.target_names) - set(ALL_TARGETS)
+    if unknown:
+        p.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    return args
+
+
+def check_tools() -> None:
+    missing = [t for t in TOOLS if not shutil.which(t)]
+    if missing:
+        raise BenchError(f"missing: {', '.join(missing)}; run bench/install-debian-packages (as root)")
+
+
+def measure(figure: str, target: Target, backends: Backends, args: argparse.Namespace) -> dict[str, float]:
+    """One round of one figure through one target."""
+    address = target.address(figure, backends)
+    if figure == THROUGHPUT:
+        return figures.throughput(address, args.duration)
+    if figure == CONNRATE:
+        return figures.connrate(address, args.duration)
+    if figure == MEMORY:
+        count = min(args.connections, target.memory_connections or args.connections)
+        return figures.memory(target, address, count)
+    return figures.latency(address, args.samples)
+
+
+def describe(figure: str, m: dict[str, float]) -> str:
+    if figure == THROUGHPUT:
+        return f"{m['gbps']:.2f} Gbit/s"
+    if figure == CONNRATE:
+        return f"{m['rate']:.0f} conn/s" + (f" ({m['errors']:.0f} errors)" if m["errors"] else "")
+    if figure == MEMORY:
+        return f"{m['rss_kib']:.1f} KiB RSS/conn, {m['pss_kib']:.1f} KiB PSS/conn over {m['connections']:.0f}"
+    return f"p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms"
+
+
+def count_log_lines(path: Path, marker: str = " conn=") -> int:
+    try:
+        with open(path, errors="replace") as f:
+            return sum(marker in line for line in f)
+    except OSError:
+        return 0
+
+
+def run(args: argparse.Namespace, workdir: Path) -> report.Results:
+    """Start everything, measure, stop everything; return the results and fill ``args.remarks``."""
+    check_tools()
+    passthru_cmd = shlex.split(args.passthru_cmd)
+    backends = Backends.create(workdir)
+    targets = make_targets(workdir, backends, passthru_cmd, args.workers, args.target_names)
+    results: report.Results = {}
+    args.notes = {t.name: t.note for t in targets}
+    try:
+        backends.start()
+        for target in targets:
+            if any(f in target.figures for f in args.figures):
+                target.start()
+                figures.smoke(target.address(LATENCY, backends), proxied=target.proc is not None)
+        print(f"started {len(targets)} targets in {workdir}; load average {report.load_average()}", flush=True)
+        for rnd in range(args.rounds):
+            for figure in args.figures:
+                eligible = [t for t in targets if figure in t.figures]
+                shift = rnd % len(eligible) if eligible else 0
+                for target in eligible[shift:] + eligible[:shift]:
+                    m = measure(figure, target, backends, args)
+                    results.setdefault(figure, {}).setdefault(target.name, {})[rnd] = m
+                    print(f"round {rnd + 1}/{args.rounds} {figure:10} {target.name:14} {describe(figure, m)}", flush=True)
+        for name in ("passthru", "passthru-info"):
+            if any(t.name == name for t in targets):
+                lines = count_log_lines(workdir / f"{name}.log")
+                args.remarks.append(f"{name} wrote {lines} per-connection log lines")
+    finally:
+        for target in reversed(targets):
+            target.stop()
+        backends.stop()
+    # Keep the table's row order stable (the order of ALL_TARGETS), whatever the rotation was.
+    return {f: {t: r[t] for t in ALL_TARGETS if t in r} for f, r in results.items()}
+
+
+def interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM behaves like Ctrl-C: unwind, stopping every process we started."""
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.remarks = []
+    raise_nofile()
+    signal.signal(signal.SIGTERM, interrupt)
+    workdir = Path(tempfile.mkdtemp(prefix="passthru-bench-"))
+    started = time.monotonic()
+    load_before = report.load_average()
+    try:
+        results = run(args, workdir)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_tmp:
+            print(f"configs and logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    args.remarks.append(
+        f"load average (1/5/15 min) before: {load_before}, after: {report.load_average()} — other work on the "
+        "machine during the run shows up here and in the spread of the rounds"
+    )
+    args.remarks.append(f"the run took {elapsed:.0f} s")
+    settings = {
+        "mode": "quick" if args.quick else "full",
+        "rounds": str(args.rounds),
+        "duration": f"{args.duration:g} s",
+        "idle connections": str(args.connections),
+        "latency samples": str(args.samples),
+        "Passthru workers / HAProxy nbthread": str(args.workers),
+        "nginx": "1 process (master_process off, worker_processes 1), access_log off",
+        "passthru": args.passthru_cmd,
+    }
+    text = report.markdown(results, report.machine_info(), settings, args.notes, args.remarks)
+    print()
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
