@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from peers import HOST, BenchError, Target, pss_kib, rss_kib
+from peers import HOST, BenchError, Target, cpu_seconds, pss_kib, rss_kib
 
 Address = tuple[str, int]
 
@@ -23,9 +23,11 @@ SSH_BANNER = b"SSH-2.0-passthru-bench\r\n"
 
 
 # -- 1. bulk throughput ---------------------------------------------------------------------------
-def throughput(address: Address, duration: float) -> dict[str, float]:
-    """One iperf3 stream for ``duration`` seconds; the receiver's bits per second."""
+def throughput(address: Address, duration: float, target: Target) -> dict[str, float]:
+    """One iperf3 stream for ``duration`` seconds; the receiver's bits per second, and the CPU
+    the proxy used meanwhile (percent of one core)."""
     host, port = address
+    cpu_before = cpu_seconds(target.pids())
     argv = ["iperf3", "-c", host, "-p", str(port), "-t", str(duration), "-J"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
     try:
@@ -34,8 +36,11 @@ def throughput(address: Address, duration: float) -> dict[str, float]:
         raise BenchError(f"iperf3 gave no JSON (exit {proc.returncode}): {proc.stderr.strip()}") from exc
     if "error" in report:
         raise BenchError(f"iperf3: {report['error']}")
+    cpu_after = cpu_seconds(target.pids())
     bps = report["end"]["sum_received"]["bits_per_second"]
-    return {"gbps": bps / 1e9}
+    seconds = report["end"]["sum_received"].get("seconds") or duration
+    cpu = sum(cpu_after) - sum(cpu_before)
+    return {"gbps": bps / 1e9, "cpu_percent": 100 * cpu / seconds}
 
 
 # -- 2. new connections per second ----------------------------------------------------------------
@@ -45,9 +50,14 @@ WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 WRK_TOTAL = re.compile(r"(\d+) requests in")
 
 
-def connrate(address: Address, duration: float, threads: int = 2, connections: int = 50) -> dict[str, float]:
-    """wrk with ``Connection: close``: every request is a new connection, routed by Host."""
+def connrate(
+    address: Address, duration: float, target: Target, threads: int = 2, connections: int = 50
+) -> dict[str, float]:
+    """wrk with ``Connection: close``: every request is a new connection, routed by Host. Also the
+    proxy's CPU time per connection (user and system, microseconds): on a shared machine that
+    is steadier than the rate."""
     host, port = address
+    cpu_before = cpu_seconds(target.pids())
     argv = [
         "wrk",
         f"-t{threads}",
@@ -60,16 +70,20 @@ def connrate(address: Address, duration: float, threads: int = 2, connections: i
         f"http://{host}:{port}/",
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
+    user, system = (after - before for after, before in zip(cpu_seconds(target.pids()), cpu_before, strict=True))
     rate = WRK_RATE.search(proc.stdout)
     if proc.returncode != 0 or rate is None:
         raise BenchError(f"wrk failed (exit {proc.returncode}): {proc.stdout}{proc.stderr}")
     errors = sum(int(n) for n in WRK_ERRORS.search(proc.stdout).groups()) if WRK_ERRORS.search(proc.stdout) else 0
     non2xx = WRK_NON2XX.search(proc.stdout)
     total = WRK_TOTAL.search(proc.stdout)
+    requests = int(total.group(1)) if total else 0
     return {
         "rate": float(rate.group(1)),
         "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
-        "requests": int(total.group(1)) if total else 0,
+        "requests": requests,
+        "user_us": 1e6 * user / requests if requests else 0.0,
+        "sys_us": 1e6 * system / requests if requests else 0.0,
     }
 
 

@@ -79,15 +79,20 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
-    return "–" if value is None else f"{value:{spec}}{suffix}"
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
 def fmt_ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}×"
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def spread(rounds: dict[int, dict[str, float]], key: str, spec: str) -> str:
     return ", ".join(f"{rounds[r][key]:{spec}}" for r in sorted(rounds))
+
+
+def cpu_per_conn(rounds: dict[int, dict[str, float]]) -> str:
+    user, system = median_of(rounds, "user_us"), median_of(rounds, "sys_us")
+    return f"{user:.0f}+{system:.0f}" if user is not None and system is not None else "n/a"
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -121,8 +126,17 @@ def figure_tables(results: Results, notes: dict[str, str]) -> list[str]:
             [
                 Column("median", lambda t: fmt(med(THROUGHPUT, t, "gbps"))),
                 Column("rounds", lambda t: spread(r[t], "gbps", ".2f")),
-                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "haproxy", "gbps")))),
-                Column("× direct", lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "direct", "gbps")))),
+                Column(
+                    "proxy CPU %", lambda t: "n/a" if t == "direct" else fmt(med(THROUGHPUT, t, "cpu_percent"), ".0f")
+                ),
+                Column(
+                    "x HAProxy",
+                    lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "haproxy", "gbps"))),
+                ),
+                Column(
+                    "x direct",
+                    lambda t: fmt_ratio(ratio(med(THROUGHPUT, t, "gbps"), med(THROUGHPUT, "direct", "gbps"))),
+                ),
             ],
         )
         out.append("")
@@ -136,12 +150,17 @@ def figure_tables(results: Results, notes: dict[str, str]) -> list[str]:
                 Column("median conn/s", lambda t: fmt(med(CONNRATE, t, "rate"), ".0f")),
                 Column("rounds", lambda t: spread(r[t], "rate", ".0f")),
                 Column("errors", lambda t: str(int(sum(m["errors"] for m in r[t].values())))),
-                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "haproxy", "rate")))),
+                Column("proxy CPU us/conn (user+sys)", lambda t: cpu_per_conn(r[t]) if t != "direct" else "n/a"),
                 Column(
-                    "× sslh-select",
+                    "x HAProxy", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "haproxy", "rate")))
+                ),
+                Column(
+                    "x sslh-select",
                     lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "sslh-select", "rate"))),
                 ),
-                Column("× direct", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "direct", "rate")))),
+                Column(
+                    "x direct", lambda t: fmt_ratio(ratio(med(CONNRATE, t, "rate"), med(CONNRATE, "direct", "rate")))
+                ),
             ],
         )
         out.append("")
@@ -157,7 +176,10 @@ def figure_tables(results: Results, notes: dict[str, str]) -> list[str]:
                 Column("rounds", lambda t: spread(r[t], "rss_kib", ".1f")),
                 Column("PSS KiB/conn", lambda t: fmt(med(MEMORY, t, "pss_kib"), ".1f")),
                 Column("RSS total MiB", lambda t: fmt(med(MEMORY, t, "rss_total_mib"), ".1f")),
-                Column("× HAProxy", lambda t: fmt_ratio(ratio(med(MEMORY, t, "rss_kib"), med(MEMORY, "haproxy", "rss_kib")))),
+                Column(
+                    "x HAProxy",
+                    lambda t: fmt_ratio(ratio(med(MEMORY, t, "rss_kib"), med(MEMORY, "haproxy", "rss_kib"))),
+                ),
             ],
         )
         out.append("")
@@ -170,8 +192,12 @@ def figure_tables(results: Results, notes: dict[str, str]) -> list[str]:
             [
                 Column("p50", lambda t: fmt(med(LATENCY, t, "p50"), ".3f")),
                 Column("p99", lambda t: fmt(med(LATENCY, t, "p99"), ".3f")),
-                Column("added p50", lambda t: "–" if t == "direct" else fmt(added_latency(results, t, "p50"), "+.3f")),
-                Column("added p99", lambda t: "–" if t == "direct" else fmt(added_latency(results, t, "p99"), "+.3f")),
+                Column(
+                    "added p50", lambda t: "n/a" if t == "direct" else fmt(added_latency(results, t, "p50"), "+.3f")
+                ),
+                Column(
+                    "added p99", lambda t: "n/a" if t == "direct" else fmt(added_latency(results, t, "p99"), "+.3f")
+                ),
                 Column("rounds p50/p99", lambda t: ", ".join(f"{m['p50']:.3f}/{m['p99']:.3f}" for m in r[t].values())),
             ],
         )
@@ -191,15 +217,20 @@ def verdicts(results: Results) -> list[str]:
         mark = "not measured" if value is None or ok is None else ("**met**" if ok else "**NOT met**")
         return f"| {name} | {detail} | {mark} |"
 
-    out = ["### Issue 6 targets (Passthru, medians of this run)", "", "| target | measured | verdict |", "|---|---|---|"]
+    out = [
+        "### Issue 6 targets (Passthru, medians of this run)",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+    ]
     tp = ratio(med(THROUGHPUT, "passthru", "gbps"), med(THROUGHPUT, "haproxy", "gbps"))
     td = ratio(med(THROUGHPUT, "passthru", "gbps"), med(THROUGHPUT, "direct", "gbps"))
-    out.append(line("throughput ≥ 1.0× HAProxy", tp, tp is not None and tp >= 1.0, fmt_ratio(tp)))
-    out.append(line("throughput ≥ 0.85× direct", td, td is not None and td >= 0.85, fmt_ratio(td)))
+    out.append(line("throughput ≥ 1.0x HAProxy", tp, tp is not None and tp >= 1.0, fmt_ratio(tp)))
+    out.append(line("throughput ≥ 0.85x direct", td, td is not None and td >= 0.85, fmt_ratio(td)))
     ch = ratio(med(CONNRATE, "passthru", "rate"), med(CONNRATE, "haproxy", "rate"))
     cs = ratio(med(CONNRATE, "passthru", "rate"), med(CONNRATE, "sslh-select", "rate"))
-    out.append(line("conn/s ≥ 0.5× HAProxy (same cores)", ch, ch is not None and ch >= 0.5, fmt_ratio(ch)))
-    out.append(line("conn/s ≥ 2× sslh-select", cs, cs is not None and cs >= 2.0, fmt_ratio(cs)))
+    out.append(line("conn/s ≥ 0.5x HAProxy (same cores)", ch, ch is not None and ch >= 0.5, fmt_ratio(ch)))
+    out.append(line("conn/s ≥ 2x sslh-select", cs, cs is not None and cs >= 2.0, fmt_ratio(cs)))
     mem = med(MEMORY, "passthru", "rss_kib")
     out.append(line("≤ 8 KiB RSS per idle connection", mem, mem is not None and mem <= 8.0, fmt(mem, ".1f", " KiB")))
     a50, a99 = added_latency(results, "passthru", "p50"), added_latency(results, "passthru", "p99")

@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 round, 2 s durations, small counts (CI smoke run)")
     p.add_argument("--rounds", type=int, help="rounds of every figure (default 3; --quick: 1)")
     p.add_argument("--duration", type=float, help="seconds per iperf3 / wrk measurement (default 10; --quick: 2)")
-    p.add_argument("--connections", type=int, help="idle connections for the memory figure (default 2000; --quick: 200)")
+    p.add_argument(
+        "--connections", type=int, help="idle connections for the memory figure (default 2000; --quick: 200)"
+    )
     p.add_argument("--samples", type=int, help="sequential requests for the latency figure (default 500; --quick: 100)")
     p.add_argument(
         "--only",
@@ -74,8 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--targets", help=f"comma-separated subset of: {', '.join(ALL_TARGETS)}")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Passthru workers = HAProxy nbthread")
-    p.add_argument("--passthru-cmd", default=default_passthru_cmd(), help="command that runs passthru (default: %(default)s)")
-    p.add_argument("--output", type=Path, default=HERE / "results" / "latest.md", help="markdown report path")
+    p.add_argument(
+        "--passthru-cmd", default=default_passthru_cmd(), help="command that runs passthru (default: %(default)s)"
+    )
+    p.add_argument("--output", type=Path, help="markdown report (default bench/results/latest.md; --quick: quick.md)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs and logs)")
     args = p.parse_args(argv)
     quick = args.quick
@@ -83,12 +87,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (2.0 if quick else 10.0)
     args.connections = args.connections or (200 if quick else 2000)
     args.samples = args.samples or (100 if quick else 500)
+    args.output = args.output or HERE / "results" / ("quick.md" if quick else "latest.md")
     args.figures = [f for f in FIGURES if not args.only or f in args.only]
     args.target_names = [t.strip() for t in args.targets.split(",")] if args.targets else list(ALL_TARGETS)
     unknown = set(args.target_names) - set(ALL_TARGETS)
     if unknown:
         p.error(f"unknown targets: {', '.join(sorted(unknown))}")
     return args
+
+
+def resolve_command(command: str) -> list[str]:
+    """Split ``command``; a relative program path becomes absolute (peers run in the temp dir)."""
+    argv = shlex.split(command)
+    if not argv:
+        raise BenchError("--passthru-cmd is empty")
+    if "/" in argv[0]:
+        argv[0] = str(Path(argv[0]).resolve())
+    elif shutil.which(argv[0]) is None:
+        raise BenchError(f"--passthru-cmd: {argv[0]!r} not found on PATH")
+    return argv
 
 
 def check_tools() -> None:
@@ -101,9 +118,9 @@ def measure(figure: str, target: Target, backends: Backends, args: argparse.Name
     """One round of one figure through one target."""
     address = target.address(figure, backends)
     if figure == THROUGHPUT:
-        return figures.throughput(address, args.duration)
+        return figures.throughput(address, args.duration, target)
     if figure == CONNRATE:
-        return figures.connrate(address, args.duration)
+        return figures.connrate(address, args.duration, target)
     if figure == MEMORY:
         count = min(args.connections, target.memory_connections or args.connections)
         return figures.memory(target, address, count)
@@ -112,9 +129,10 @@ def measure(figure: str, target: Target, backends: Backends, args: argparse.Name
 
 def describe(figure: str, m: dict[str, float]) -> str:
     if figure == THROUGHPUT:
-        return f"{m['gbps']:.2f} Gbit/s"
+        return f"{m['gbps']:.2f} Gbit/s, proxy CPU {m['cpu_percent']:.0f}%"
     if figure == CONNRATE:
-        return f"{m['rate']:.0f} conn/s" + (f" ({m['errors']:.0f} errors)" if m["errors"] else "")
+        errors = f", {m['errors']:.0f} errors" if m["errors"] else ""
+        return f"{m['rate']:.0f} conn/s, proxy CPU {m['user_us']:.0f}+{m['sys_us']:.0f} us/conn (user+sys){errors}"
     if figure == MEMORY:
         return f"{m['rss_kib']:.1f} KiB RSS/conn, {m['pss_kib']:.1f} KiB PSS/conn over {m['connections']:.0f}"
     return f"p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms"
@@ -131,7 +149,7 @@ def count_log_lines(path: Path, marker: str = " conn=") -> int:
 def run(args: argparse.Namespace, workdir: Path) -> report.Results:
     """Start everything, measure, stop everything; return the results and fill ``args.remarks``."""
     check_tools()
-    passthru_cmd = shlex.split(args.passthru_cmd)
+    passthru_cmd = resolve_command(args.passthru_cmd)
     backends = Backends.create(workdir)
     targets = make_targets(workdir, backends, passthru_cmd, args.workers, args.target_names)
     results: report.Results = {}
@@ -150,7 +168,9 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
                 for target in eligible[shift:] + eligible[:shift]:
                     m = measure(figure, target, backends, args)
                     results.setdefault(figure, {}).setdefault(target.name, {})[rnd] = m
-                    print(f"round {rnd + 1}/{args.rounds} {figure:10} {target.name:14} {describe(figure, m)}", flush=True)
+                    print(
+                        f"round {rnd + 1}/{args.rounds} {figure:10} {target.name:14} {describe(figure, m)}", flush=True
+                    )
         for name in ("passthru", "passthru-info"):
             if any(t.name == name for t in targets):
                 lines = count_log_lines(workdir / f"{name}.log")

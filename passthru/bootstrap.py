@@ -19,7 +19,7 @@ from passthru.plugins import UserIdentifiers
 
 def identifiers_dir_for(config_path: Path) -> Path:
     """Where the config says user identifiers live (default ``identifiers/`` beside it)."""
-    base = config_path.resolve().parent
+    base = config_path.absolute().parent  # not resolve(): a ConfigMap's file is a symlink
     try:
         raw = YAML(typ="safe").load(config_path.read_text())
     except (OSError, YAMLError, UnicodeDecodeError):

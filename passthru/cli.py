@@ -13,6 +13,8 @@ COMMAND_MODULES = (
     "passthru.commands.run",
     "passthru.commands.check",
     "passthru.commands.identify",
+    "passthru.commands.route",
+    "passthru.commands.config_cmd",
 )
 
 

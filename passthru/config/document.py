@@ -1,8 +1,8 @@
 """Reading YAML with ruamel's round-trip loader, and where each node sits in the file.
 
 The round-trip loader keeps line/column for every mapping key, mapping value and sequence item,
-which is what lets every config error name its exact place. The same loader (and its dumper) is
-used by the editing commands, so what is validated is exactly what gets written.
+which is what lets every config error name its exact place. The editing commands compose the
+text with the same loader (``layout.py``), so they and the validator read the file identically.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ Pos = tuple[int, int]
 
 
 def round_trip_yaml() -> YAML:
-    """A ruamel instance that keeps comments, quoting, flow style and key order."""
+    """A ruamel round-trip instance: keeps comments, quoting and positions of every node."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long lines of edited nodes
     return yaml
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from passthru.config.document import round_trip_yaml
 
 
 class EditError(Exception):
@@ -27,7 +28,7 @@ class EditError(Exception):
 def compose(text: str) -> Node | None:
     """The node tree of ``text`` with positions; None for an empty document."""
     try:
-        return YAML(typ="rt").compose(text)
+        return round_trip_yaml().compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

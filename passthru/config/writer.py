@@ -78,7 +78,7 @@ def edit_config(
     """
     shown = Path(path)
     target = Path(os.path.realpath(shown))
-    with locked(target):
+    with contextlib.nullcontext() if dry_run else locked(target):  # a dry run writes nothing: no lock
         try:
             before = target.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

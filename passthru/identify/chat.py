@@ -105,11 +105,14 @@ def parse_irc(data: bytes) -> Fields:
     fields: Fields = {}
     registered = False
     for line in complete_lines(data, 0, IRC_MAX_LINE):
-        if not line.startswith(IRC_COMMANDS):
+        try:
+            if not line.startswith(IRC_COMMANDS):
+                raise Malformed("not an IRC registration line")
+            registered = irc_line(line, fields) or registered
+        except Malformed:
             if registered:
-                break
-            raise Malformed("not an IRC registration line")
-        registered = irc_line(line, fields) or registered
+                break  # what follows the identifying lines does not change the verdict
+            raise
     if not registered:
         if len(data) - data.rfind(b"\n") - 1 > IRC_MAX_LINE:
             raise Malformed("line too long")

@@ -10,10 +10,10 @@ startup, ``user``, ``database``, ``application_name`` and ``protocol``.
 a module command ``NS.CMD``), or an inline command line (``PING\\r\\n``) starting with a known
 command. Inline lines are not claimed when they are a lower-case Memcached verb (``get k`` is
 Memcached's: its commands are case-sensitive lower case) or end like a request line of another
-text protocol (``GET / HTTP/1.1``). Reports ``command`` (upper case) and ``format``
+text protocol (``GET / HTTP/1.1``, or HTTP/0.9's ``GET /path``). Reports ``command`` (upper case) and ``format``
 (resp/inline).
 
-``mongodb``: a wire-protocol message header (length 16 B..16 MiB, responseTo 0) with OP_MSG
+``mongodb``: a wire-protocol message header (length 17 B..1 MiB -- a connection opens with the small handshake -- and responseTo 0) with OP_MSG
 (2013: only defined flag bits, exactly one body section, every BSON document well formed and
 filling its section) or OP_QUERY (2004: ``db.collection`` name, well-formed query document).
 Reports ``opcode``, ``command`` (the body's first key, e.g. ``hello``) and ``database``.
@@ -124,6 +124,7 @@ REDIS_MAX_NAME = 64
 REDIS_MAX_INLINE = 64 * 1024
 INLINE_WORD = re.compile(rb"[A-Za-z_-]*")
 OTHER_PROTOCOL_VERSION = re.compile(rb".* [A-Z]{2,8}/[0-9]\.[0-9]")  # GET / HTTP/1.1, ... RTSP/1.0
+HTTP09 = re.compile(rb"(GET|COPY|MOVE) /", re.IGNORECASE)  # an HTTP/0.9 request line, not Redis's GET of a key "/..."
 
 # Memcached's text protocol verbs (case-sensitive, lower case).
 MEMCACHED_VERBS = frozenset(
@@ -167,7 +168,7 @@ def parse_inline(data: bytes) -> Fields:
     if data[len(word)] not in b" \r\n":
         raise Malformed("inline command is not a word")
     line, _ = read_line(data, 0, REDIS_MAX_INLINE)
-    if word in MEMCACHED_VERBS or OTHER_PROTOCOL_VERSION.fullmatch(line) or not line.isascii():
+    if word in MEMCACHED_VERBS or OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
         raise Malformed("a line of another text protocol")
     if word.upper() not in REDIS_COMMANDS:
         raise Malformed("unknown Redis command")
@@ -184,7 +185,7 @@ REDIS = Identifier(
 
 # ----------------------------------------------------------------------------------- MongoDB
 OP_MSG, OP_QUERY = 2013, 2004
-MONGO_MAX_MESSAGE = 16 * 1024 * 1024 + 16 * 1024
+MONGO_MAX_MESSAGE = 1024 * 1024  # the first message is the handshake (hello/isMaster): small
 OP_MSG_FLAGS = 0x00010003  # checksumPresent, moreToCome, exhaustAllowed
 OP_QUERY_FLAGS = 0xFE  # bits 1..7; bit 0 is reserved
 BSON_FIXED = {0x01: 8, 0x06: 0, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
@@ -370,6 +371,7 @@ def parse_memcached(data: bytes) -> Fields:
     if pattern is None or data[len(verb)] not in b" \r\n":
         raise Malformed("unknown Memcached verb")
     line, _ = read_line(data, 0, MEMCACHED_MAX_LINE)
+    line = line.rstrip(b" ")  # the server ignores empty tokens; libmemcached sends "flush_all \r\n"
     if pattern.fullmatch(line) is None:
         raise Malformed("bad arguments for the verb")
     fields: Fields = {"command": verb.decode()}

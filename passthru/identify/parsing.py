@@ -98,6 +98,8 @@ class Reader:
         available = self.data[self.pos : self.pos + len(constant)]
         if not constant.startswith(available):
             raise Malformed("constant differs")
+        if len(available) < len(constant) and (self.end is None or self.pos + len(constant) <= self.end):
+            raise Truncated(len(self.data) + 1)  # the next byte may already differ
         self._take(len(constant))
 
     def expect_any(self, constants: tuple[bytes, ...]) -> bytes:
@@ -107,10 +109,9 @@ class Reader:
             if available.startswith(constant):
                 self._take(len(constant))
                 return constant
-        waiting = [len(c) for c in constants if c.startswith(available)]
-        if not waiting:
+        if not any(c.startswith(available) for c in constants):
             raise Malformed("none of the expected constants")
-        raise Truncated(self.pos + min(waiting))
+        raise Truncated(len(self.data) + 1)  # the next byte may already rule them all out
 
     def expect_zero(self, n: int) -> None:
         """Require ``n`` reserved bytes to be zero (checked on the bytes already there first)."""
@@ -192,7 +193,7 @@ def expect_prefix(data: bytes, prefix: bytes) -> None:
     """Require ``data`` to start with ``prefix``: Truncated while it is still a prefix of it."""
     if len(data) < len(prefix):
         if prefix.startswith(data):
-            raise Truncated(len(prefix))
+            raise Truncated(len(data) + 1)  # the very next byte may already differ
         raise Malformed("prefix differs")
     if not data.startswith(prefix):
         raise Malformed("prefix differs")
@@ -200,14 +201,11 @@ def expect_prefix(data: bytes, prefix: bytes) -> None:
 
 def expect_one_of(data: bytes, prefixes: tuple[bytes, ...]) -> bytes:
     """Require ``data`` to start with one of ``prefixes``; return the one it starts with."""
-    shortest_wanted: int | None = None
     for prefix in prefixes:
         if data.startswith(prefix):
             return prefix
-        if len(data) < len(prefix) and prefix.startswith(data):
-            shortest_wanted = len(prefix) if shortest_wanted is None else min(shortest_wanted, len(prefix))
-    if shortest_wanted is not None:
-        raise Truncated(shortest_wanted)
+    if any(len(data) < len(prefix) and prefix.startswith(data) for prefix in prefixes):
+        raise Truncated(len(data) + 1)  # the very next byte may already rule them all out
     raise Malformed("no known prefix")
 
 

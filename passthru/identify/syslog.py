@@ -81,7 +81,7 @@ def parse_message(data: bytes, start: int) -> Fields:
         raise Malformed("message does not start with <PRI>")
     pri = PRI.match(data, start)
     if pri is None:
-        if len(data) - start >= 5 or not re.fullmatch(rb"<[0-9]{0,3}", data[start:]):
+        if len(data) - start >= 5 or not re.fullmatch(rb"(<[0-9]{0,3})?", data[start:]):
             raise Malformed("bad PRI")
         raise Truncated(len(data) + 1)
     value = decimal(pri.group(1), MAX_PRI)

@@ -9,7 +9,8 @@ exactly:
   (the early-negotiation TLVs of OpenVPN 2.6) that fills the packet;
 * ``--tls-auth``: an HMAC of 16, 20, 28, 32, 48 or 64 bytes, replay packet-id 1..255, a
   timestamp after 2001, then the plain layout;
-* ``--tls-crypt``/``--tls-crypt-v2``: replay packet-id 1..255, timestamp, a 32-byte tag and at
+* ``--tls-crypt``/``--tls-crypt-v2``: replay packet-id 1..255 (or 0x0f0000NN, OpenVPN 2.6's
+  early-negotiation marker), timestamp, a 32-byte tag and at
   least 5 encrypted bytes; with V3 the packet ends with the wrapped client key, whose own
   length is the packet's last 2 bytes.
 
@@ -41,6 +42,7 @@ HMAC_SIZES = (16, 20, 28, 32, 48, 64)
 CRYPT_TAG = 32
 EARLIEST_TIME = 1_000_000_000  # 2001-09-09: an OpenVPN replay timestamp is never older
 MAX_FIRST_PACKET_ID = 255
+EARLY_NEGOTIATION = 0x0F  # OpenVPN 2.6 marks a V3 reset's packet-id 0x0f000001 (EARLY_NEG_START)
 
 
 def plain_control(packet: Reader) -> None:
@@ -53,7 +55,10 @@ def plain_control(packet: Reader) -> None:
 
 def replay_header(packet: Reader) -> None:
     """The replay protection of --tls-auth/--tls-crypt: packet-id of a first packet, timestamp."""
-    if not 1 <= packet.u32() <= MAX_FIRST_PACKET_ID or packet.u32() < EARLIEST_TIME:
+    packet_id = packet.u32()
+    if packet_id >> 24 not in (0, EARLY_NEGOTIATION) or not 1 <= packet_id & 0xFFFFFF <= MAX_FIRST_PACKET_ID:
+        raise Malformed("not the packet-id of a first packet")
+    if packet.u32() < EARLIEST_TIME:
         raise Malformed("not the replay header of a first packet")
 
 

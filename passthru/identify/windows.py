@@ -122,7 +122,7 @@ def parse_smb(data: bytes) -> Fields:
 
 def smb1_negotiate(message: Reader) -> Fields:
     message.expect(bytes([SMB1_NEGOTIATE]) + bytes(4))  # command, status 0
-    message.skip(27)  # flags, flags2, pid high, signature, reserved, tid, pid, uid, mid
+    message.skip(23)  # flags, flags2, pid high, signature, reserved, tid, pid, uid, mid
     message.expect(b"\x00")  # word count
     dialects = message.sub(message.u16le())
     names: list[str] = []

@@ -32,7 +32,7 @@ def test_bad_duration(errors, value):
 
 def test_unknown_protocol_lists_known_ones(errors):
     text = MINIMAL.replace("protocol: ssh", "protocol: shh")
-    assert errors(text) == [
+    assert errors(text, known_protocols={"http", "ssh", "tls"}) == [
         "config.yaml:4:23: routes[1].match.protocol: unknown protocol 'shh' (known: http, ssh, tls); "
         "did you mean 'ssh'?"
     ]

@@ -233,13 +233,20 @@ def python_client(source: str) -> tuple[str, ...]:
     return ("{python}", "-c", "import sys\nPORT = int(sys.argv[1])\n" + textwrap.dedent(source), "{port}")
 
 
-BITTORRENT_CLIENT = python_client("""
+def bittorrent_client(encryption: int) -> tuple[str, ...]:
+    """libtorrent-rasterbar connecting to one peer: ``encryption`` is its enc_policy
+    (0 forced: an MSE handshake, random-looking by design; 2 disabled: the plain handshake)."""
+    return (*BITTORRENT_SOURCE, str(encryption))
+
+
+BITTORRENT_SOURCE = python_client("""
     import sys, time, libtorrent as lt
     fs = lt.file_storage(); fs.add_file("corpus.bin", 16384)
     t = lt.create_torrent(fs); t.set_hash(0, b"\\x11" * 20)
     info = lt.torrent_info(lt.bencode(t.generate()))
     s = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
-                    "enable_upnp": False, "enable_natpmp": False})
+                    "enable_upnp": False, "enable_natpmp": False, "out_enc_policy": int(sys.argv[2]),
+                    "in_enc_policy": int(sys.argv[2])})
     h = s.add_torrent({"ti": info, "save_path": "."})
     h.connect_peer(("127.0.0.1", PORT))
     time.sleep(5)
@@ -399,7 +406,9 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("dns", "dig-axfr", ("dig", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "example.test",
               "AXFR")),  # fmt: skip
     # ---- bittorrent
-    Recording("bittorrent", "libtorrent", BITTORRENT_CLIENT, needs=("py:libtorrent",)),
+    Recording("bittorrent", "libtorrent", bittorrent_client(2), needs=("py:libtorrent",)),
+    # encrypted BitTorrent (MSE) is built to look random: kept as a sample nothing may claim
+    Recording("unidentifiable", "libtorrent-mse", bittorrent_client(0), needs=("py:libtorrent",)),
     # ---- git
     Recording("git", "ls-remote-v2", ("git", "ls-remote", "git://127.0.0.1:{port}/project.git"), cheap=True),
     Recording("git", "ls-remote-v0", ("git", "-c", "protocol.version=0", "ls-remote",

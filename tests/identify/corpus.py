@@ -1,0 +1,145 @@
+"""The recorded corpus (``tests/corpus/<protocol>/*.bin``) and hand-written near-misses, shared by
+the identifier tests."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+UNIDENTIFIABLE = "unidentifiable"  # samples by design not identifiable (encrypted BitTorrent)
+
+
+def samples() -> list[tuple[str, str, bytes]]:
+    """(protocol, file name, bytes) for every corpus sample of a protocol."""
+    found = []
+    for path in sorted(CORPUS.glob("*/*.bin")):
+        if path.parent.name != UNIDENTIFIABLE:
+            found.append((path.parent.name, path.name, path.read_bytes()))
+    return found
+
+
+def unidentifiable() -> list[tuple[str, bytes]]:
+    return [(path.name, path.read_bytes()) for path in sorted((CORPUS / UNIDENTIFIABLE).glob("*.bin"))]
+
+
+def sample_id(sample: tuple[str, str, bytes]) -> str:
+    return f"{sample[0]}/{sample[1]}"
+
+
+# Bytes that look like a protocol but are not: no identifier may claim them.
+NEAR_MISSES: dict[str, bytes] = {
+    "http: GET without a space": b"GET/ HTTP/1.1\r\nHost: a\r\n\r\n",
+    "http: unknown method": b"GETX / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "http: HTTP/2.0 request line": b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    "http: no version": b"GET /\r\n\r\n",
+    "http: header without colon": b"GET / HTTP/1.1\r\nHost a\r\n\r\n",
+    "ssh: no version": b"SSH-\r\n",
+    "ssh: version 3.0": b"SSH-3.0-OpenSSH_9\r\n",
+    "ssh: empty software": b"SSH-2.0-\r\n",
+    "ssh: space instead of dash": b"SSH-2.0 OpenSSH\r\n",
+    "tls: record length 0": bytes.fromhex("1603010000") + bytes(60),
+    "tls: record length too large": bytes.fromhex("160301ffff01"),
+    "tls: ServerHello": bytes.fromhex("16030300310200002d0303") + bytes(41),
+    "tls: DTLS 1.2 record": bytes.fromhex("16fefd0000000000000000003c010000300000000000000030fefd") + bytes(48),
+    "tls: hello length larger than record": bytes.fromhex("160301002c010000ff0303") + bytes(40),
+    "tls: sslv2 lengths do not add up": bytes.fromhex("8020010301000600000010") + bytes(23),
+    "h2c: HEADERS before SETTINGS": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000005010400000001") + bytes(5),
+    "socks5: no methods": b"\x05\x00",
+    "socks5: repeated method": b"\x05\x02\x00\x00",
+    "socks5: method 0xff offered": b"\x05\x01\xff",
+    "socks5: unassigned method": b"\x05\x01\x42",
+    "socks5: greeting then garbage": b"\x05\x02\x00\x02ABCDEF",
+    "socks4: command 3": b"\x04\x03\x00\x50\x7f\x00\x00\x01\x00",
+    "socks4: port 0": b"\x04\x01\x00\x00\x7f\x00\x00\x01\x00",
+    "socks4: non-printable user": b"\x04\x01\x00\x50\x7f\x00\x00\x01\x01\x02\x00",
+    "proxy: v1 missing port": b"PROXY TCP4 192.0.2.1 192.0.2.2 4000\r\n",
+    "proxy: v1 wrong family": b"PROXY TCP4 ::1 ::1 4000 80\r\n",
+    "proxy: v1 leading zero": b"PROXY TCP4 192.0.2.1 192.0.2.2 04000 80\r\n",
+    "proxy: v1 bare LF": b"PROXY TCP4 192.0.2.1 192.0.2.2 4000 80\n",
+    "proxy: v2 version 1": b"\r\n\r\n\x00\r\nQUIT\n\x11\x11\x00\x0c" + bytes(12),
+    "proxy: v2 unknown family": b"\r\n\r\n\x00\r\nQUIT\n\x21\x13\x00\x0c" + bytes(12),
+    "proxy: v2 length too short": b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x08" + bytes(8),
+    "openvpn: key id 1": bytes.fromhex("000e39") + bytes(8) + bytes(5),
+    "openvpn: server reset opcode": bytes.fromhex("000e40") + bytes(8) + bytes(5),
+    "openvpn: non-zero ack count": bytes.fromhex("000e38") + bytes(8) + b"\x01" + bytes(4),
+    "openvpn: length too small": bytes.fromhex("000838") + bytes(8),
+    "tinc: name with a dash": b"0 bad-name 17\n",
+    "tinc: protocol 16": b"0 alice 16\n",
+    "xmpp: no streams namespace": b"<stream:stream xmlns='jabber:client' to='a.example'>",
+    "xmpp: html": b"<?xml version='1.0'?><html>",
+    "xmpp: component namespace": (
+        b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='a'>"
+    ),
+    "rdp: length indicator mismatch": bytes.fromhex("0300000b07e000000000000000"),
+    "rdp: X.224 connection confirm": bytes.fromhex("0300000b06d00000123400"),
+    "postgres: unknown request code": b"\x00\x00\x00\x08\x04\xd2\x16\x31",
+    "postgres: protocol 2.0": b"\x00\x00\x00\x13\x00\x02\x00\x00user\x00alice\x00\x00",
+    "postgres: startup without user": b"\x00\x00\x00\x15\x00\x03\x00\x00database\x00x\x00\x00",
+    "postgres: length mismatch": b"\x00\x00\x00\x20\x00\x03\x00\x00user\x00alice\x00\x00",
+    "redis: unknown command": b"*1\r\n$4\r\nPONG\r\n",
+    "redis: empty array": b"*0\r\n",
+    "redis: bulk length mismatch": b"*1\r\n$3\r\nPING\r\n",
+    "redis: bare LF in RESP": b"*1\n$4\nPING\n",
+    "mqtt: reserved flag": b"\x10\x0c\x00\x04MQTT\x04\x03\x00\x3c\x00\x00",
+    "mqtt: level 6": b"\x10\x0c\x00\x04MQTT\x06\x02\x00\x3c\x00\x00",
+    "mqtt: MQTT name with level 3": b"\x10\x0c\x00\x04MQTT\x03\x02\x00\x3c\x00\x00",
+    "mqtt: length mismatch": b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x00",
+    "dns: response": bytes.fromhex("001d12348180000100000000000003777777076578616d706c6503636f6d0000010001")[:31],
+    "dns: two questions": bytes.fromhex("001d12340100000200000000000003777777076578616d706c6503636f6d0000010001")[:31],
+    "dns: pointer in question": bytes.fromhex("0012123401000001000000000000c00c00010001"),
+    "adb: bad magic": b"CNXN" + bytes.fromhex("01000001 00001000 09000000 00000000 00000000") + b"host::x\0\0",
+    "adb: bad checksum": b"CNXN"
+    + bytes.fromhex("00000001 00001000 08000000 01000000 bcb1a7b1")
+    + b"host::xy",
+    "syslog: PRI 192": b"<192>1 2024-01-01T00:00:00Z host app - - - msg\n",
+    "syslog: PRI with a leading zero": b"<013>1 2024-01-01T00:00:00Z host app - - - msg\n",
+    "syslog: bad month": b"<13>Foo 25 02:30:01 host app: x\n",
+    "syslog: version 2": b"<13>2 2024-01-01T00:00:00Z host app - - - msg\n",
+    "bittorrent: wrong case": b"\x13BitTorrent protocoL" + bytes(28),
+    "git: wrong pkt-line length": b"0040git-upload-pack /x\x00host=a\x00",
+    "git: upper-case hex": b"001Agit-upload-pack /x\x00host=a\x00",
+    "git: unknown service": b"001agit-upload-pax /x\x00host=a\x00",
+    "rtsp: no CSeq": b"OPTIONS rtsp://a.example/ RTSP/1.0\r\nUser-Agent: x\r\n\r\n",
+    "rtsp: http URL": b"OPTIONS http://a.example/ RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+    "smb: SMB2 SESSION_SETUP": b"\x00\x00\x00\x48\xfeSMB\x40\x00" + bytes(6) + b"\x01\x00" + bytes(54),
+    "smb: SMB1 command 0x73": b"\x00\x00\x00\x23\xffSMB\x73" + bytes(30),
+    "mongodb: responseTo set": b"\x20\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\xdd\x07\x00\x00" + bytes(16),
+    "mongodb: OP_REPLY": b"\x20\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00" + bytes(16),
+    "amqp: 0-9-2": b"AMQP\x00\x00\x09\x02",
+    "memcached: get without key": b"get\r\n",
+    "memcached: set without bytes": b"set k 0 0\r\n",
+    "stomp: neither host nor accept-version": b"CONNECT\nlogin:a\n\n\x00",
+    "stomp: server frame": b"CONNECTED\nversion:1.2\n\n\x00",
+    "bitcoin: bad checksum": b"\xf9\xbe\xb4\xd9version\x00\x00\x00\x00\x00\x56\x00\x00\x00\x00\x00\x00\x00" + bytes(86),
+    "bitcoin: verack": b"\xf9\xbe\xb4\xd9verack\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x5d\xf6\xe0\xe2",
+    "irc: nickname starts with a digit": b"NICK 9lives\r\n",
+    "irc: USER with two parameters": b"USER alice 0\r\n",
+    "irc: PASS alone": b"PASS secret\r\nQUIT\r\n",
+}
+
+def ixfr_query() -> bytes:
+    """An IXFR query (RFC 1995): the client's SOA travels in the authority section."""
+    qname = b"\x07example\x04test\x00"
+    soa = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 0, 22) + b"\x00\x00" + struct.pack(">5I", 7, 0, 0, 0, 0)
+    message = struct.pack(">6H", 0x1234, 0, 1, 0, 1, 0) + qname + struct.pack(">HH", 251, 1) + soa
+    return struct.pack(">H", len(message)) + message
+
+
+# Bytes that are the protocol even though they look unusual.
+TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
+    "ssh: 1.99 banner": (b"SSH-1.99-OpenSSH_3.9p1\r\n", "ssh"),
+    "ssh: 1.5 banner": (b"SSH-1.5-PuTTY_Release_0.60\r\n", "ssh"),
+    "redis: upper-case inline GET": (b"GET session\r\n", "redis"),
+    "memcached: lower-case get": (b"get session\r\n", "memcached"),
+    "http: OPTIONS is HTTP with HTTP/1.1": (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "http"),
+    "rtsp: OPTIONS is RTSP with RTSP/1.0": (b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", "rtsp"),
+    "http: CONNECT with a space": (b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", "http"),
+    "stomp: CONNECT alone on its line": (b"CONNECT\naccept-version:1.2\nhost:a.example\n\n\x00", "stomp"),
+    "socks5: pipelined CONNECT": (b"\x05\x01\x00\x05\x01\x00\x03\x09a.example\x01\xbb", "socks5"),
+    "proxy: v1 UNKNOWN": (b"PROXY UNKNOWN\r\n", "proxy"),
+    "proxy: v1 TCP6": (b"PROXY TCP6 2001:db8::1 2001:db8::2 4000 443\r\n", "proxy"),
+    "syslog: octet-counted BSD": (b"34 <13>Jan  5 02:30:01 host app: x", "syslog"),
+    "irc: PASS then NICK": (b"PASS secret\r\nNICK alice\r\nUSER alice 0 * :A\r\n", "irc"),
+    "dns: IXFR with SOA in authority": (ixfr_query(), "dns"),
+}
