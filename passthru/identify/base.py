@@ -5,7 +5,10 @@ of three verdicts, exactly the ones a user file returns (see DESIGN.md):
 
 * a ``dict`` of fields (possibly empty): the bytes are this protocol;
 * ``None``: the bytes cannot be this protocol, however many more arrive;
-* an ``int``: the total number of bytes it needs before it can decide (more than it has).
+* an ``int``: the fewest total bytes after which its answer could change (more than it has).
+  The engine does not ask again before that many bytes arrived, so asking for more than the
+  next useful byte (say, a whole 24-byte preface after seeing "P") can hold back every other
+  identifier's match: prefix checks ask for one more byte at a time.
 
 Built-ins keep to the same boundary so any of them could be moved to ``identifiers/`` unchanged.
 """

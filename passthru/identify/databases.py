@@ -10,12 +10,13 @@ startup, ``user``, ``database``, ``application_name`` and ``protocol``.
 a module command ``NS.CMD``), or an inline command line (``PING\\r\\n``) starting with a known
 command. Inline lines are not claimed when they are a lower-case Memcached verb (``get k`` is
 Memcached's: its commands are case-sensitive lower case) or end like a request line of another
-text protocol (``GET / HTTP/1.1``, or HTTP/0.9's ``GET /path``). Reports ``command`` (upper case) and ``format``
-(resp/inline).
+text protocol (``GET / HTTP/1.1``, or HTTP/0.9's ``GET /path``). Reports ``command`` (upper
+case) and ``format`` (resp/inline).
 
-``mongodb``: a wire-protocol message header (length 17 B..1 MiB -- a connection opens with the small handshake -- and responseTo 0) with OP_MSG
-(2013: only defined flag bits, exactly one body section, every BSON document well formed and
-filling its section) or OP_QUERY (2004: ``db.collection`` name, well-formed query document).
+``mongodb``: a wire-protocol message header (length 17 B..1 MiB, since a connection opens with
+the small handshake; responseTo 0) with OP_MSG (2013: only defined flag bits, exactly one body
+section, every BSON document well formed and filling its section) or OP_QUERY (2004:
+``db.collection`` name, well-formed query document).
 Reports ``opcode``, ``command`` (the body's first key, e.g. ``hello``) and ``database``.
 
 ``memcached``: one text-protocol command line (``get``, ``set``, ``stats``, ``version``, meta

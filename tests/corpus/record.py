@@ -169,29 +169,69 @@ def run(*argv: str, cwd: Path | None = None) -> None:
 
 def openvpn_pki(directory: Path, port: int, extra: int) -> None:
     """A throw-away CA and client certificate (the hard reset is sent before they are used)."""
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
-        "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.crt"))  # fmt: skip
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=client",
-        "-keyout", str(directory / "client.key"), "-out", str(directory / "client.crt"))  # fmt: skip
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ca",
+        "-keyout",
+        str(directory / "ca.key"),
+        "-out",
+        str(directory / "ca.crt"),
+    )
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=client",
+        "-keyout",
+        str(directory / "client.key"),
+        "-out",
+        str(directory / "client.crt"),
+    )
     run("openvpn", "--genkey", "secret", str(directory / "ta.key"))
     run("openvpn", "--genkey", "tls-crypt-v2-server", str(directory / "v2server.key"))
-    run("openvpn", "--genkey", "tls-crypt-v2-client", str(directory / "v2client.key"),
-        "--tls-crypt-v2", str(directory / "v2server.key"))  # fmt: skip
+    run(
+        "openvpn",
+        "--genkey",
+        "tls-crypt-v2-client",
+        str(directory / "v2client.key"),
+        "--tls-crypt-v2",
+        str(directory / "v2server.key"),
+    )
 
 
 def tinc_config(directory: Path, port: int, extra: int) -> None:
     net = directory / "net"
     write(net / "tinc.conf", "Name = alice\nConnectTo = bob\nDeviceType = dummy\n")
     run("openssl", "genrsa", "-traditional", "-out", str(net / "rsa_key.priv"), "2048")
-    public = subprocess.run(["openssl", "rsa", "-in", str(net / "rsa_key.priv"), "-RSAPublicKey_out"],
-                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(net / "rsa_key.priv"), "-RSAPublicKey_out"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     write(net / "hosts" / "alice", public)
     write(net / "hosts" / "bob", f"Address = {LOOPBACK}\nPort = {port}\n" + public)
 
 
 def haproxy_config(version: str) -> Callable[[Path, int, int], None]:
     def setup(directory: Path, port: int, extra: int) -> None:
-        write(directory / "haproxy.cfg", f"""
+        write(
+            directory / "haproxy.cfg",
+            f"""
             defaults
                 mode tcp
                 timeout connect 2s
@@ -202,15 +242,19 @@ def haproxy_config(version: str) -> Callable[[Path, int, int], None]:
                 default_backend out
             backend out
                 server recorder {LOOPBACK}:{port} {version}
-            """)
-        write(directory / "client.sh", f"""
+            """,
+        )
+        write(
+            directory / "client.sh",
+            f"""
             haproxy -db -f {directory}/haproxy.cfg &
             for i in 1 2 3 4 5 6 7 8 9 10; do
                 curl -s -m 3 -H 'Host: app.example.test' http://{LOOPBACK}:{extra}/status && break
                 sleep 0.2
             done
             wait
-            """)
+            """,
+        )
 
     return setup
 
@@ -218,8 +262,19 @@ def haproxy_config(version: str) -> Callable[[Path, int, int], None]:
 def git_repository(directory: Path, port: int, extra: int) -> None:
     run("git", "init", "-q", "-b", "main", str(directory / "work"))
     write(directory / "work" / "README", "corpus\n")
-    run("git", "-C", str(directory / "work"), "-c", "user.email=a@example.test", "-c", "user.name=a",
-        "commit", "-qam", "x", "--allow-empty")  # fmt: skip
+    run(
+        "git",
+        "-C",
+        str(directory / "work"),
+        "-c",
+        "user.email=a@example.test",
+        "-c",
+        "user.name=a",
+        "commit",
+        "-qam",
+        "x",
+        "--allow-empty",
+    )
     run("git", "-C", str(directory / "work"), "add", "README")
 
 
@@ -317,113 +372,293 @@ def bitcoin_client(network: str) -> tuple[str, ...]:
         """)
 
 
-OPENVPN = ("openvpn", "--client", "--proto", "tcp-client", "--remote", LOOPBACK, "{port}", "--dev", "null",
-           "--nobind", "--ca", "{dir}/ca.crt", "--cert", "{dir}/client.crt", "--key", "{dir}/client.key",
-           "--connect-retry-max", "1", "--verb", "0")  # fmt: skip
+OPENVPN = (
+    "openvpn",
+    "--client",
+    "--proto",
+    "tcp-client",
+    "--remote",
+    LOOPBACK,
+    "{port}",
+    "--dev",
+    "null",
+    "--nobind",
+    "--ca",
+    "{dir}/ca.crt",
+    "--cert",
+    "{dir}/client.crt",
+    "--key",
+    "{dir}/client.key",
+    "--connect-retry-max",
+    "1",
+    "--verb",
+    "0",
+)
 CURL = ("curl", "-s", "-m", "5")
 PSQL = ("psql", "-w", "-c", "select 1")
 RECORDINGS: tuple[Recording, ...] = (
     # ---- ssh
-    Recording("ssh", "openssh", ("ssh", "-p", "{port}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-              "-o", "UserKnownHostsFile=/dev/null", "alice@127.0.0.1", "true"), cheap=True),  # fmt: skip
+    Recording(
+        "ssh",
+        "openssh",
+        (
+            "ssh",
+            "-p",
+            "{port}",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "alice@127.0.0.1",
+            "true",
+        ),
+        cheap=True,
+    ),
     # ---- tls
-    Recording("tls", "openssl-sni-alpn", ("openssl", "s_client", "-connect", "127.0.0.1:{port}", "-servername",
-              "www.example.test", "-alpn", "h2,http/1.1"), cheap=True),  # fmt: skip
-    Recording("tls", "openssl-tls12", ("openssl", "s_client", "-connect", "127.0.0.1:{port}", "-tls1_2",
-              "-servername", "legacy.example.test")),  # fmt: skip
-    Recording("tls", "curl-https", (*CURL, "-k", "--resolve", "www.example.test:{port}:127.0.0.1",
-              "https://www.example.test:{port}/"), cheap=True),  # fmt: skip
+    Recording(
+        "tls",
+        "openssl-sni-alpn",
+        (
+            "openssl",
+            "s_client",
+            "-connect",
+            "127.0.0.1:{port}",
+            "-servername",
+            "www.example.test",
+            "-alpn",
+            "h2,http/1.1",
+        ),
+        cheap=True,
+    ),
+    Recording(
+        "tls",
+        "openssl-tls12",
+        ("openssl", "s_client", "-connect", "127.0.0.1:{port}", "-tls1_2", "-servername", "legacy.example.test"),
+    ),
+    Recording(
+        "tls",
+        "curl-https",
+        (*CURL, "-k", "--resolve", "www.example.test:{port}:127.0.0.1", "https://www.example.test:{port}/"),
+        cheap=True,
+    ),
     # ---- http
-    Recording("http", "curl-get", (*CURL, "-H", "Host: www.example.test", "http://127.0.0.1:{port}/index.html"),
-              cheap=True),  # fmt: skip
+    Recording(
+        "http", "curl-get", (*CURL, "-H", "Host: www.example.test", "http://127.0.0.1:{port}/index.html"), cheap=True
+    ),
     Recording("http", "curl-post", (*CURL, "-d", "a=1", "http://127.0.0.1:{port}/form")),
     Recording("http", "curl-connect", (*CURL, "-p", "-x", "http://127.0.0.1:{port}", "https://upstream.example.test/")),
     Recording("http", "curl-absolute", (*CURL, "-x", "http://127.0.0.1:{port}", "http://upstream.example.test/a?b=c")),
     Recording("http", "curl-upgrade-h2c", (*CURL, "--http2", "http://127.0.0.1:{port}/")),
     # ---- h2c
-    Recording("h2c", "curl-prior-knowledge", (*CURL, "--http2-prior-knowledge", "http://127.0.0.1:{port}/"),
-              cheap=True),  # fmt: skip
+    Recording(
+        "h2c", "curl-prior-knowledge", (*CURL, "--http2-prior-knowledge", "http://127.0.0.1:{port}/"), cheap=True
+    ),
     # ---- socks
     Recording("socks4", "curl-socks4", (*CURL, "--socks4", "127.0.0.1:{port}", "http://127.0.0.1:8080/")),
-    Recording("socks4", "curl-socks4a", (*CURL, "--socks4a", "127.0.0.1:{port}", "http://service.example.test/"),
-              cheap=True),  # fmt: skip
-    Recording("socks4", "curl-socks4a-user", (*CURL, "-x", "socks4a://alice@127.0.0.1:{port}",
-              "http://service.example.test/")),  # fmt: skip
-    Recording("socks5", "curl-socks5", (*CURL, "--socks5", "127.0.0.1:{port}", "http://127.0.0.1:8080/"),
-              cheap=True),  # fmt: skip
-    Recording("socks5", "curl-socks5-password", (*CURL, "-x", "socks5h://alice:secret@127.0.0.1:{port}",
-              "http://service.example.test/")),  # fmt: skip
+    Recording(
+        "socks4", "curl-socks4a", (*CURL, "--socks4a", "127.0.0.1:{port}", "http://service.example.test/"), cheap=True
+    ),
+    Recording(
+        "socks4", "curl-socks4a-user", (*CURL, "-x", "socks4a://alice@127.0.0.1:{port}", "http://service.example.test/")
+    ),
+    Recording("socks5", "curl-socks5", (*CURL, "--socks5", "127.0.0.1:{port}", "http://127.0.0.1:8080/"), cheap=True),
+    Recording(
+        "socks5",
+        "curl-socks5-password",
+        (*CURL, "-x", "socks5h://alice:secret@127.0.0.1:{port}", "http://service.example.test/"),
+        cheap=True,
+    ),
     # ---- proxy
-    Recording("proxy", "curl-haproxy-v1", (*CURL, "--haproxy-protocol", "-H", "Host: app.example.test",
-              "http://127.0.0.1:{port}/"), cheap=True),  # fmt: skip
-    Recording("proxy", "haproxy-send-proxy-v2", ("sh", "{dir}/client.sh"), needs=("haproxy", "curl"),
-              setup=haproxy_config("send-proxy-v2")),  # fmt: skip
-    Recording("proxy", "haproxy-send-proxy", ("sh", "{dir}/client.sh"), needs=("haproxy", "curl"),
-              setup=haproxy_config("send-proxy")),  # fmt: skip
+    Recording(
+        "proxy",
+        "curl-haproxy-v1",
+        (*CURL, "--haproxy-protocol", "-H", "Host: app.example.test", "http://127.0.0.1:{port}/"),
+        cheap=True,
+    ),
+    Recording(
+        "proxy",
+        "haproxy-send-proxy-v2",
+        ("sh", "{dir}/client.sh"),
+        needs=("haproxy", "curl"),
+        setup=haproxy_config("send-proxy-v2"),
+    ),
+    Recording(
+        "proxy",
+        "haproxy-send-proxy",
+        ("sh", "{dir}/client.sh"),
+        needs=("haproxy", "curl"),
+        setup=haproxy_config("send-proxy"),
+    ),
     # ---- openvpn
     Recording("openvpn", "openvpn-plain", OPENVPN, setup=openvpn_pki),
     Recording("openvpn", "openvpn-tls-auth", (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1"), setup=openvpn_pki),
-    Recording("openvpn", "openvpn-tls-auth-sha256", (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "SHA256"),
-              setup=openvpn_pki),  # fmt: skip
+    Recording(
+        "openvpn",
+        "openvpn-tls-auth-sha256",
+        (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "SHA256"),
+        setup=openvpn_pki,
+    ),
     Recording("openvpn", "openvpn-tls-crypt", (*OPENVPN, "--tls-crypt", "{dir}/ta.key"), setup=openvpn_pki),
-    Recording("openvpn", "openvpn-tls-crypt-v2", (*OPENVPN, "--tls-crypt-v2", "{dir}/v2client.key"),
-              setup=openvpn_pki),  # fmt: skip
+    Recording("openvpn", "openvpn-tls-crypt-v2", (*OPENVPN, "--tls-crypt-v2", "{dir}/v2client.key"), setup=openvpn_pki),
     # ---- tinc
-    Recording("tinc", "tincd-1.0", ("tincd", "-c", "{dir}/net", "-D", "--pidfile={dir}/tinc.pid",
-              "--logfile={dir}/tinc.log"), setup=tinc_config),  # fmt: skip
+    Recording(
+        "tinc",
+        "tincd-1.0",
+        ("tincd", "-c", "{dir}/net", "-D", "--pidfile={dir}/tinc.pid", "--logfile={dir}/tinc.log"),
+        setup=tinc_config,
+    ),
     # ---- xmpp
     Recording("xmpp", "slixmpp", XMPP_CLIENT, needs=("py:slixmpp",)),
     # ---- rdp
-    Recording("rdp", "xfreerdp", ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:alice", "/cert:ignore"),
-              needs=("xvfb-run", "xfreerdp")),  # fmt: skip
-    Recording("rdp", "xfreerdp-tls", ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:bob", "/sec:tls",
-              "/cert:ignore"), needs=("xvfb-run", "xfreerdp")),  # fmt: skip
+    Recording(
+        "rdp",
+        "xfreerdp",
+        ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:alice", "/cert:ignore"),
+        needs=("xvfb-run", "xfreerdp"),
+    ),
+    Recording(
+        "rdp",
+        "xfreerdp-tls",
+        ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:bob", "/sec:tls", "/cert:ignore"),
+        needs=("xvfb-run", "xfreerdp"),
+    ),
     # ---- postgres
-    Recording("postgres", "psql-startup", PSQL, needs=("psql",), cheap=True,
-              env={"PGHOST": "127.0.0.1", "PGPORT": "{port}", "PGUSER": "alice", "PGDATABASE": "shop",
-                   "PGSSLMODE": "disable", "PGGSSENCMODE": "disable"}),  # fmt: skip
-    Recording("postgres", "psql-sslrequest", PSQL, needs=("psql",),
-              env={"PGHOST": "127.0.0.1", "PGPORT": "{port}", "PGUSER": "alice", "PGSSLMODE": "require",
-                   "PGGSSENCMODE": "disable"}),  # fmt: skip
+    Recording(
+        "postgres",
+        "psql-startup",
+        PSQL,
+        needs=("psql",),
+        cheap=True,
+        env={
+            "PGHOST": "127.0.0.1",
+            "PGPORT": "{port}",
+            "PGUSER": "alice",
+            "PGDATABASE": "shop",
+            "PGSSLMODE": "disable",
+            "PGGSSENCMODE": "disable",
+        },
+    ),
+    Recording(
+        "postgres",
+        "psql-sslrequest",
+        PSQL,
+        needs=("psql",),
+        cheap=True,
+        env={
+            "PGHOST": "127.0.0.1",
+            "PGPORT": "{port}",
+            "PGUSER": "alice",
+            "PGSSLMODE": "require",
+            "PGGSSENCMODE": "disable",
+        },
+    ),
     # ---- redis
     Recording("redis", "redis-cli-ping", ("redis-cli", "-h", "127.0.0.1", "-p", "{port}", "PING"), cheap=True),
-    Recording("redis", "redis-cli-resp3", ("redis-cli", "-3", "-h", "127.0.0.1", "-p", "{port}", "PING")),
-    Recording("redis", "redis-cli-auth", ("redis-cli", "-h", "127.0.0.1", "-p", "{port}", "-a", "secret",
-              "--no-auth-warning", "GET", "k")),  # fmt: skip
+    Recording("redis", "redis-cli-resp3", ("redis-cli", "-3", "-h", "127.0.0.1", "-p", "{port}", "PING"), cheap=True),
+    Recording(
+        "redis",
+        "redis-cli-auth",
+        ("redis-cli", "-h", "127.0.0.1", "-p", "{port}", "-a", "secret", "--no-auth-warning", "GET", "k"),
+    ),
     # ---- mqtt
-    Recording("mqtt", "mosquitto-v311", ("mosquitto_pub", "-h", "127.0.0.1", "-p", "{port}", "-V", "mqttv311",
-              "-i", "sensor-1", "-t", "t", "-m", "m"), cheap=True),  # fmt: skip
-    Recording("mqtt", "mosquitto-v5", ("mosquitto_pub", "-h", "127.0.0.1", "-p", "{port}", "-V", "mqttv5",
-              "-i", "sensor-5", "-t", "t", "-m", "m"), cheap=True),  # fmt: skip
-    Recording("mqtt", "mosquitto-v31-auth-will", ("mosquitto_pub", "-h", "127.0.0.1", "-p", "{port}", "-V",
-              "mqttv31", "-i", "sensor-31", "-u", "alice", "-P", "secret", "--will-topic", "w", "--will-payload",
-              "gone", "-t", "t", "-m", "m")),  # fmt: skip
+    Recording(
+        "mqtt",
+        "mosquitto-v311",
+        ("mosquitto_pub", "-h", "127.0.0.1", "-p", "{port}", "-V", "mqttv311", "-i", "sensor-1", "-t", "t", "-m", "m"),
+        cheap=True,
+    ),
+    Recording(
+        "mqtt",
+        "mosquitto-v5",
+        ("mosquitto_pub", "-h", "127.0.0.1", "-p", "{port}", "-V", "mqttv5", "-i", "sensor-5", "-t", "t", "-m", "m"),
+        cheap=True,
+    ),
+    Recording(
+        "mqtt",
+        "mosquitto-v31-auth-will",
+        (
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "{port}",
+            "-V",
+            "mqttv31",
+            "-i",
+            "sensor-31",
+            "-u",
+            "alice",
+            "-P",
+            "secret",
+            "--will-topic",
+            "w",
+            "--will-payload",
+            "gone",
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ),
+    ),
     # ---- dns
-    Recording("dns", "dig-tcp-a", ("dig", "+tcp", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}",
-              "www.example.test", "A"), cheap=True),  # fmt: skip
-    Recording("dns", "dig-tcp-aaaa-nocookie", ("dig", "+tcp", "+nocookie", "+tries=1", "+time=2", "@127.0.0.1",
-               "-p", "{port}", "mail.example.test", "AAAA")),  # fmt: skip
-    Recording("dns", "dig-axfr", ("dig", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "example.test",
-              "AXFR")),  # fmt: skip
+    Recording(
+        "dns",
+        "dig-tcp-a",
+        ("dig", "+tcp", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "www.example.test", "A"),
+        cheap=True,
+    ),
+    Recording(
+        "dns",
+        "dig-tcp-aaaa-nocookie",
+        ("dig", "+tcp", "+nocookie", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "mail.example.test", "AAAA"),
+    ),
+    Recording("dns", "dig-axfr", ("dig", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "example.test", "AXFR")),
     # ---- bittorrent
     Recording("bittorrent", "libtorrent", bittorrent_client(2), needs=("py:libtorrent",)),
     # encrypted BitTorrent (MSE) is built to look random: kept as a sample nothing may claim
     Recording("unidentifiable", "libtorrent-mse", bittorrent_client(0), needs=("py:libtorrent",)),
     # ---- git
     Recording("git", "ls-remote-v2", ("git", "ls-remote", "git://127.0.0.1:{port}/project.git"), cheap=True),
-    Recording("git", "ls-remote-v0", ("git", "-c", "protocol.version=0", "ls-remote",
-              "git://127.0.0.1:{port}/~alice/tools.git")),  # fmt: skip
+    Recording(
+        "git",
+        "ls-remote-v0",
+        ("git", "-c", "protocol.version=0", "ls-remote", "git://127.0.0.1:{port}/~alice/tools.git"),
+        cheap=True,
+    ),
     Recording("git", "archive", ("git", "archive", "--remote=git://127.0.0.1:{port}/project.git", "HEAD")),
-    Recording("git", "push", ("git", "-C", "{dir}/work", "push", "git://127.0.0.1:{port}/project.git", "main"),
-              setup=git_repository),  # fmt: skip
+    Recording(
+        "git",
+        "push",
+        ("git", "-C", "{dir}/work", "push", "git://127.0.0.1:{port}/project.git", "main"),
+        setup=git_repository,
+    ),
     # ---- rtsp
     Recording("rtsp", "ffprobe", ("ffprobe", "-v", "quiet", "rtsp://127.0.0.1:{port}/live/stream")),
-    Recording("rtsp", "ffprobe-tcp", ("ffprobe", "-v", "quiet", "-rtsp_transport", "tcp",
-              "rtsp://alice:secret@127.0.0.1:{port}/cam1")),  # fmt: skip
+    Recording(
+        "rtsp",
+        "ffprobe-tcp",
+        ("ffprobe", "-v", "quiet", "-rtsp_transport", "tcp", "rtsp://alice:secret@127.0.0.1:{port}/cam1"),
+    ),
     # ---- smb
     Recording("smb", "smbclient", ("smbclient", "-L", "//127.0.0.1", "-p", "{port}", "-N")),
-    Recording("smb", "smbclient-nt1", ("smbclient", "-L", "//127.0.0.1", "-p", "{port}", "-N", "--option",
-              "client min protocol=NT1", "--option", "client max protocol=NT1")),  # fmt: skip
+    Recording(
+        "smb",
+        "smbclient-nt1",
+        (
+            "smbclient",
+            "-L",
+            "//127.0.0.1",
+            "-p",
+            "{port}",
+            "-N",
+            "--option",
+            "client min protocol=NT1",
+            "--option",
+            "client max protocol=NT1",
+        ),
+    ),
     # ---- mongodb
     Recording("mongodb", "pymongo-handshake", MONGO_CLIENT, needs=("py:pymongo",)),
     # ---- amqp
@@ -442,16 +677,46 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("bitcoin", "lib-bitcoinlib-regtest", bitcoin_client("regtest"), needs=("py:bitcoin",)),
     # ---- irc
     Recording("irc", "ii", ("ii", "-s", "127.0.0.1", "-p", "{port}", "-n", "alice", "-i", "{dir}/irc")),
+    Recording(
+        "irc",
+        "weechat",
+        (
+            "weechat-headless",
+            "--dir",
+            "{dir}/weechat",
+            "-r",
+            "/set irc.server_default.nicks carol;/set irc.server_default.username carol;"
+            "/server add corpus 127.0.0.1/{port} -notls;/connect corpus",
+        ),
+        needs=("weechat-headless",),
+    ),
     # ---- syslog
-    Recording("syslog", "logger-rfc5424", ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc5424",
-              "-t", "corpus", "hello 5424"), cheap=True),  # fmt: skip
-    Recording("syslog", "logger-rfc3164", ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc3164",
-              "-t", "corpus", "hello 3164")),  # fmt: skip
-    Recording("syslog", "logger-octet-count", ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc5424",
-              "--octet-count", "-t", "corpus", "counted")),  # fmt: skip
+    Recording(
+        "syslog",
+        "logger-rfc5424",
+        ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc5424", "-t", "corpus", "hello 5424"),
+        cheap=True,
+    ),
+    Recording(
+        "syslog",
+        "logger-rfc3164",
+        ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc3164", "-t", "corpus", "hello 3164"),
+        cheap=True,
+    ),
+    Recording(
+        "syslog",
+        "logger-octet-count",
+        ("logger", "--tcp", "-n", "127.0.0.1", "-P", "{port}", "--rfc5424", "--octet-count", "-t", "corpus", "counted"),
+        cheap=True,
+    ),
     # ---- adb
-    Recording("adb", "adb-connect", ("adb", "connect", "127.0.0.1:{port}"), setup=adb_cleanup,
-              env={"ANDROID_ADB_SERVER_PORT": "{extra}"}),  # fmt: skip
+    Recording(
+        "adb",
+        "adb-connect",
+        ("adb", "connect", "127.0.0.1:{port}"),
+        setup=adb_cleanup,
+        env={"ANDROID_ADB_SERVER_PORT": "{extra}"},
+    ),
 )
 
 
@@ -506,11 +771,6 @@ def bitcoin_testnet4() -> bytes:
     return b"\x1c\x16\x3f\x28" + b"version".ljust(12, b"\0") + struct.pack("<I", len(payload)) + checksum + payload
 
 
-def irc_capabilities() -> bytes:
-    """The opening of IRCv3 clients (irssi, WeeChat, HexChat): CAP LS 302, NICK, USER."""
-    return b"CAP LS 302\r\nNICK alice\r\nUSER alice 0 * :Alice Example\r\n"
-
-
 def redis_inline() -> bytes:
     """An inline command, as typed into telnet/nc (redis-cli always sends RESP arrays)."""
     return b"PING\r\n"
@@ -528,7 +788,6 @@ SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "proxy": (("spec-v2-local", proxy_v2_local),),
     "tinc": (("spec-tinc-1.1", tinc_11),),
     "bitcoin": (("spec-testnet4", bitcoin_testnet4),),
-    "irc": (("spec-cap-ls", irc_capabilities),),
     "redis": (("spec-inline-ping", redis_inline),),
     "memcached": (("spec-set", memcached_set),),
 }

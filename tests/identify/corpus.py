@@ -27,6 +27,25 @@ def sample_id(sample: tuple[str, str, bytes]) -> str:
     return f"{sample[0]}/{sample[1]}"
 
 
+def ixfr_query() -> bytes:
+    """An IXFR query (RFC 1995): the client's SOA travels in the authority section."""
+    qname = b"\x07example\x04test\x00"
+    soa = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 0, 22) + b"\x00\x00" + struct.pack(">5I", 7, 0, 0, 0, 0)
+    message = struct.pack(">6H", 0x1234, 0, 1, 0, 1, 0) + qname + struct.pack(">HH", 251, 1) + soa
+    return struct.pack(">H", len(message)) + message
+
+
+def netbios_session_request(called: bytes = b"FILESERVER", calling: bytes = b"CLIENT") -> bytes:
+    """A NetBIOS session request (RFC 1002 4.3.2), what SMB clients send first on port 139."""
+
+    def encode(name: bytes, suffix: int) -> bytes:
+        raw = name.ljust(15, b" ") + bytes([suffix])
+        return b"\x20" + bytes(c for b in raw for c in (0x41 + (b >> 4), 0x41 + (b & 0x0F))) + b"\x00"
+
+    body = encode(called, 0x20) + encode(calling, 0x00)
+    return b"\x81\x00" + struct.pack(">H", len(body)) + body
+
+
 # Bytes that look like a protocol but are not: no identifier may claim them.
 NEAR_MISSES: dict[str, bytes] = {
     "http: GET without a space": b"GET/ HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -44,7 +63,9 @@ NEAR_MISSES: dict[str, bytes] = {
     "tls: DTLS 1.2 record": bytes.fromhex("16fefd0000000000000000003c010000300000000000000030fefd") + bytes(48),
     "tls: hello length larger than record": bytes.fromhex("160301002c010000ff0303") + bytes(40),
     "tls: sslv2 lengths do not add up": bytes.fromhex("8020010301000600000010") + bytes(23),
-    "h2c: HEADERS before SETTINGS": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000005010400000001") + bytes(5),
+    "h2c: HEADERS before SETTINGS": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    + bytes.fromhex("000005010400000001")
+    + bytes(5),
     "socks5: no methods": b"\x05\x00",
     "socks5: repeated method": b"\x05\x02\x00\x00",
     "socks5: method 0xff offered": b"\x05\x01\xff",
@@ -89,9 +110,7 @@ NEAR_MISSES: dict[str, bytes] = {
     "dns: two questions": bytes.fromhex("001d12340100000200000000000003777777076578616d706c6503636f6d0000010001")[:31],
     "dns: pointer in question": bytes.fromhex("0012123401000001000000000000c00c00010001"),
     "adb: bad magic": b"CNXN" + bytes.fromhex("01000001 00001000 09000000 00000000 00000000") + b"host::x\0\0",
-    "adb: bad checksum": b"CNXN"
-    + bytes.fromhex("00000001 00001000 08000000 01000000 bcb1a7b1")
-    + b"host::xy",
+    "adb: bad checksum": b"CNXN" + bytes.fromhex("00000001 00001000 08000000 01000000 bcb1a7b1") + b"host::xy",
     "syslog: PRI 192": b"<192>1 2024-01-01T00:00:00Z host app - - - msg\n",
     "syslog: PRI with a leading zero": b"<013>1 2024-01-01T00:00:00Z host app - - - msg\n",
     "syslog: bad month": b"<13>Foo 25 02:30:01 host app: x\n",
@@ -104,6 +123,7 @@ NEAR_MISSES: dict[str, bytes] = {
     "rtsp: http URL": b"OPTIONS http://a.example/ RTSP/1.0\r\nCSeq: 1\r\n\r\n",
     "smb: SMB2 SESSION_SETUP": b"\x00\x00\x00\x48\xfeSMB\x40\x00" + bytes(6) + b"\x01\x00" + bytes(54),
     "smb: SMB1 command 0x73": b"\x00\x00\x00\x23\xffSMB\x73" + bytes(30),
+    "smb: session request with a bad name": netbios_session_request()[:10] + b"z" + netbios_session_request()[11:],
     "mongodb: responseTo set": b"\x20\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\xdd\x07\x00\x00" + bytes(16),
     "mongodb: OP_REPLY": b"\x20\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00" + bytes(16),
     "amqp: 0-9-2": b"AMQP\x00\x00\x09\x02",
@@ -117,13 +137,6 @@ NEAR_MISSES: dict[str, bytes] = {
     "irc: USER with two parameters": b"USER alice 0\r\n",
     "irc: PASS alone": b"PASS secret\r\nQUIT\r\n",
 }
-
-def ixfr_query() -> bytes:
-    """An IXFR query (RFC 1995): the client's SOA travels in the authority section."""
-    qname = b"\x07example\x04test\x00"
-    soa = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 0, 22) + b"\x00\x00" + struct.pack(">5I", 7, 0, 0, 0, 0)
-    message = struct.pack(">6H", 0x1234, 0, 1, 0, 1, 0) + qname + struct.pack(">HH", 251, 1) + soa
-    return struct.pack(">H", len(message)) + message
 
 
 # Bytes that are the protocol even though they look unusual.
@@ -142,4 +155,5 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
     "syslog: octet-counted BSD": (b"34 <13>Jan  5 02:30:01 host app: x", "syslog"),
     "irc: PASS then NICK": (b"PASS secret\r\nNICK alice\r\nUSER alice 0 * :A\r\n", "irc"),
     "dns: IXFR with SOA in authority": (ixfr_query(), "dns"),
+    "smb: NetBIOS session request (port 139)": (netbios_session_request(), "smb"),
 }
