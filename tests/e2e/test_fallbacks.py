@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import socketserver
+import subprocess
+import threading
 import time
 
 from tests.support.backends import TagServer
@@ -113,3 +116,95 @@ def test_catch_all_first_route_dials_at_once_without_waiting_for_bytes(passthru)
             assert sock.recv(100) == b"[everything]"  # the backend spoke first: we did not wait 5 s
             assert time.monotonic() - started < 2
         assert "route=all" in proc.wait_for_log("route=all")
+
+
+class _MiniSMTP(socketserver.StreamRequestHandler):
+    """Just enough SMTP for curl to send one message: the server speaks first (220)."""
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 mini ESMTP\r\n")
+        in_data = False
+        while line := self.rfile.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.wfile.write(b"250 queued\r\n")
+                else:
+                    self.server.message.append(line)  # type: ignore[attr-defined]
+                continue
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                in_data = True
+                self.wfile.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def test_server_speaks_first_protocol_is_served_through_on_timeout(passthru, tmp_path) -> None:
+    """SMTP (like MySQL, IMAP, POP3, FTP, VNC) cannot be identified from client bytes: the client
+    waits for the server's greeting. ``on_timeout`` sends such silent clients to their server."""
+    smtp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MiniSMTP)
+    smtp.message = []  # type: ignore[attr-defined]
+    threading.Thread(target=smtp.serve_forever, daemon=True).start()
+    try:
+        with TagServer("ssh") as ssh:
+            proc = passthru(
+                "routes:\n"
+                + SSH_ROUTE.format(address=ssh.address)
+                + f"on_timeout: 127.0.0.1:{smtp.server_address[1]}\n",
+                identify_timeout="300ms",
+            )
+            mail = tmp_path / "mail.txt"
+            mail.write_text("Subject: via passthru\r\n\r\nhello\r\n")
+            result = subprocess.run(
+                [
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "10",
+                    f"smtp://127.0.0.1:{proc.port}",
+                    "--mail-from",
+                    "a@example.com",
+                    "--mail-rcpt",
+                    "b@example.com",
+                    "--upload-file",
+                    str(mail),
+                ],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert b"hello\r\n" in smtp.message  # type: ignore[attr-defined]
+            assert "route=on_timeout" in proc.wait_for_log("route=on_timeout")
+    finally:
+        smtp.shutdown()
+        smtp.server_close()
+
+
+def test_declarative_identifiers_from_the_config_route_like_builtins(passthru) -> None:
+    with TagServer("game") as game, TagServer("regex") as regex:
+        proc = passthru(
+            f"""identifiers:
+  - name: game
+    prefix: {{hex: "fe fd 09"}}
+  - name: hello
+    regex: '^HELLO (?P<who>[a-z]+)\\r\\n'
+    min_length: 8
+routes:
+  - name: game
+    match: {{protocol: game}}
+    to: {game.address}
+  - name: hello-bob
+    match: {{protocol: hello, who: bob}}
+    to: {regex.address}
+"""
+        )
+        assert exchange(proc.port, b"\xfe\xfd\x09rest") == b"[game]\xfe\xfd\x09rest"
+        assert exchange(proc.port, b"HELLO bob\r\n") == b"[regex]HELLO bob\r\n"
+        assert exchange(proc.port, b"HELLO eve\r\n") == b""  # matched, but no route: rejected
+        log = proc.wait_for_log('fields={"who":"eve"}')
+        assert "protocol=hello" in log
