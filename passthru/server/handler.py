@@ -17,7 +17,7 @@ from functools import partial
 
 from gevent import socket as gsocket
 
-from passthru.config import Route
+from passthru.config import Endpoint, Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.base import Fields, Identifier
 from passthru.identify.engine import Decision, Identification, call_plain
@@ -25,7 +25,7 @@ from passthru.server.connections import Connections
 from passthru.server.listener import format_address
 from passthru.server.relay import Relay, RelayResult, shutdown_write
 from passthru.server.runtime import Runtime
-from passthru.server.upstream import UpstreamUnavailable, dial_any
+from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
 
 log = logging.getLogger("passthru.server")
 
@@ -43,6 +43,8 @@ class Connection:
     runtime: Runtime
     started: float
     upstream: gsocket.socket | None = None
+    balancer: Balancer | None = None
+    endpoint: Endpoint | None = None
     prefix_bytes: int = 0
     relayed: bool = False  # handed to a Relay, which closes and logs it when it ends
 
@@ -115,9 +117,8 @@ class ConnectionHandler:
             return
         record.route = route.name
         try:
-            upstream, endpoint = dial_any(
-                runtime.balancer(route), client.getpeername()[0], runtime.config.timeouts.connect
-            )
+            balancer = runtime.balancer(route)
+            upstream, endpoint = dial_any(balancer, client.getpeername()[0], runtime.config.timeouts.connect)
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
             record.error = str(exc)
@@ -125,6 +126,7 @@ class ConnectionHandler:
             reject(client)
             return
         connection.upstream = upstream
+        connection.balancer, connection.endpoint = balancer, endpoint
         record.upstream = str(endpoint)
         if prefix.data:
             try:
@@ -154,6 +156,8 @@ class ConnectionHandler:
         """Close both sockets and write the connection's log line."""
         if connection.upstream is not None:
             connection.upstream.close()
+        if connection.balancer is not None and connection.endpoint is not None:
+            connection.balancer.release(connection.endpoint)  # least_conn counts open connections
         connection.client.close()
         record = connection.record
         record.duration = time.monotonic() - connection.started

@@ -38,6 +38,9 @@ class Balancer:
             start = next(self._counter) % len(backends)
         return backends[start:] + backends[:start]
 
+    def release(self, endpoint: Endpoint) -> None:
+        """A connection to ``endpoint`` that ``dial_any`` returned has closed."""
+
 
 def dial(endpoint: Endpoint, timeout: float) -> gsocket.socket:
     """Connect to one backend; TCP_NODELAY since we forward whatever segments the client sent."""
