@@ -17,6 +17,7 @@ from types import MappingProxyType
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BALANCE_MODES = ("round_robin", "least_conn", "source_hash", "first")
+MAX_WEIGHT = 256
 PROXY_PROTOCOL_VERSIONS = ("v1", "v2")
 LOG_FORMATS = ("text", "json")
 
@@ -46,6 +47,7 @@ class Listener:
     address: Endpoint
     proxy_protocol: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    max_connections: int | None = None  # this listener's share; it stops accepting at the limit
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,34 @@ class Limits:
     """Resource limits. New limits are added as fields with a default (off unless configured)."""
 
     identify_bytes: int = 16384
+    #: Connections this process relays or identifies at once; at the limit it stops accepting
+    #: (the kernel's backlog queues new ones), as HAProxy's maxconn does. Off when None.
+    max_connections: int | None = None
+    #: Open connections from one client address; more are closed at once. Off when None.
+    max_connections_per_source: int | None = None
+    #: New connections from one client address: ``(count, period)``, token bucket. Off when None.
+    connection_rate_per_source: tuple[int, float] | None = None
+    #: Connections still being identified (reading their first bytes), in all and per address:
+    #: the bound on what slow or silent clients may hold. Off when None.
+    max_identifying: int | None = None
+    max_identifying_per_source: int | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A route's active check of each of its backends (see ``server/health.py``).
+
+    Every ``interval`` a TCP connect, then ``send`` (if set), then the reply must start with
+    ``expect`` (if set), all within ``timeout``; ``fall`` failures in a row mark the backend
+    down, ``rise`` successes in a row mark it up again.
+    """
+
+    interval: float = 2.0
+    timeout: float = 1.0
+    send: bytes | None = None
+    expect: bytes | None = None
+    rise: int = 2
+    fall: int = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +101,9 @@ class Route:
     ``fields`` maps a field name to the values that match it ("any of"), read-only; ``line`` is
     the rule's line in the config file (for an address given as ``default`` or ``on_timeout``,
     the line of that key; the route is then named after the key).
+
+    ``weights`` runs parallel to ``to`` (1..256 each); empty means every backend weighs 1.
+    ``health_check`` enables active checks of every backend of the route.
     """
 
     name: str
@@ -80,9 +113,18 @@ class Route:
     balance: str = "round_robin"
     proxy_protocol: str | None = None
     line: int = 0
+    weights: tuple[int, ...] = ()
+    health_check: HealthCheck | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        if self.weights and len(self.weights) != len(self.to):
+            raise ValueError(f"route {self.name}: {len(self.weights)} weights for {len(self.to)} backends")
+
+    @property
+    def backends(self) -> tuple[tuple[Endpoint, int], ...]:
+        """``(endpoint, weight)`` for each backend, in listed order."""
+        return tuple(zip(self.to, self.weights or (1,) * len(self.to), strict=True))
 
     @property
     def catch_all(self) -> bool:

@@ -3,7 +3,8 @@
 A route's ``match`` names a protocol (one the identifiers know) and any fields that protocol
 reports; values are compared as text, a list means "any of". A route without ``match`` is a
 catch-all. ``default`` and ``on_timeout`` take ``reject``, a route name or an address: names
-cannot contain ``:`` and addresses always do, so the three forms never overlap.
+cannot contain ``:`` and addresses always do, so the three forms never overlap. A route's
+backend pool (``to`` with weights, ``health_check``) is built in ``pools.py``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-from passthru.config.addresses import ADDRESS_HINT, parse_endpoint
+from passthru.config import pools
+from passthru.config.addresses import parse_endpoint
 from passthru.config.checker import Checker, closest, describe, one_of_text
 from passthru.config.document import Node
-from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Endpoint, Route
+from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Route
 
-ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol")
+ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol", "health_check")
 REQUIRED = {
     "name": "a unique name, e.g. name: web",
     "to": "where to send matching connections, e.g. to: 127.0.0.1:8443",
@@ -45,17 +47,19 @@ def _route(check: Checker, node: Node, protocols: Collection[str], declared: dic
     for key, hint in REQUIRED.items():
         if key not in node.value:
             check.error(node.pos, f"{node.where}: missing required key '{key}': {hint}")
-    name_node, match_node, to_node, balance_node, proxy_node = (node.child(k) for k in ROUTE_KEYS)
+    name_node, match_node, to_node, balance_node, proxy_node, check_node = (node.child(k) for k in ROUTE_KEYS)
     name = route_name(check, name_node) if name_node else None
     if name_node and name and not check.unique(declared, name, node.pos[0], name_node.pos, "route"):
         name = None
     protocol, fields = match(check, match_node, protocols) if match_node else (None, {})
-    to = upstreams(check, to_node) if to_node else None
+    pool = pools.upstreams(check, to_node) if to_node else None
     balance = check.choice(balance_node, BALANCE_MODES) if balance_node else BALANCE_MODES[0]
     proxy = check.choice(proxy_node, PROXY_PROTOCOL_VERSIONS) if proxy_node else None
-    if name is None or to is None or balance is None or fields is None:
+    health = pools.health_check(check, check_node) if check_node else None
+    if name is None or pool is None or balance is None or fields is None or (check_node is not None and health is None):
         return None
-    return Route(name, protocol, fields, to, balance, proxy, line=node.pos[0])
+    to, weights = pool
+    return Route(name, protocol, fields, to, balance, proxy, line=node.pos[0], weights=weights, health_check=health)
 
 
 def route_name(check: Checker, node: Node) -> str | None:
@@ -112,16 +116,6 @@ def field_values(check: Checker, node: Node) -> tuple[str, ...] | None:
         return None
     values = [check.scalar(item) for item in items]
     return tuple(v for v in values if v is not None) if None not in values else None
-
-
-def upstreams(check: Checker, node: Node) -> tuple[Endpoint, ...] | None:
-    """``to``: one address or a non-empty list of them."""
-    items = node.as_list()
-    if not items:
-        check.error(node.pos, f"{node.where} is an empty list: give at least one address ({ADDRESS_HINT})")
-        return None
-    endpoints = [check.converted(item, parse_endpoint) for item in items]
-    return tuple(e for e in endpoints if e is not None) if None not in endpoints else None
 
 
 def target(check: Checker, node: Node, routes_by_name: Mapping[str, Route], declared: Collection[str]) -> Route | None:

@@ -15,7 +15,7 @@ from passthru.config.addresses import parse_endpoint, parse_network
 from passthru.config.checker import Checker
 from passthru.config.document import Node
 from passthru.config.model import LOG_FORMATS, Endpoint, Limits, Listener, Timeouts
-from passthru.config.units import parse_duration, parse_size
+from passthru.config.units import parse_count, parse_duration, parse_rate, parse_size
 
 S = TypeVar("S")
 
@@ -44,6 +44,11 @@ TIMEOUT_FIELDS: Mapping[str, Callable[[object], Any]] = {
 }
 LIMIT_FIELDS: Mapping[str, Callable[[object], Any]] = {
     "identify_bytes": size_between(64, MIB, "64B and 1MiB"),
+    "max_connections": parse_count,
+    "max_connections_per_source": parse_count,
+    "connection_rate_per_source": parse_rate,
+    "max_identifying": parse_count,
+    "max_identifying_per_source": parse_count,
 }
 
 
@@ -69,7 +74,7 @@ def limits(check: Checker, node: Node | None) -> Limits:
     return settings(check, node, Limits, LIMIT_FIELDS)
 
 
-LISTENER_KEYS = ("address", "proxy_protocol", "trusted_proxies")
+LISTENER_KEYS = ("address", "proxy_protocol", "trusted_proxies", "max_connections")
 
 
 def listeners(check: Checker, node: Node | None) -> tuple[Listener, ...]:
@@ -99,7 +104,8 @@ def _listener(check: Checker, node: Node) -> Listener | None:
         address = check.converted(node, parse_endpoint)
         return Listener(address) if address else None
     check.known_keys(node, LISTENER_KEYS, required=("address",))
-    address_node, mode_node, trusted_node = (node.child(k) for k in LISTENER_KEYS)
+    address_node, mode_node, trusted_node, max_node = (node.child(k) for k in LISTENER_KEYS)
+    max_connections = check.converted(max_node, parse_count) if max_node else None
     address = check.converted(address_node, parse_endpoint) if address_node else None
     mode = check.choice(mode_node, ("accept",)) if mode_node else None
     trusted: list = []
@@ -111,7 +117,7 @@ def _listener(check: Checker, node: Node) -> Listener | None:
         check.error(mode_node.pos, "proxy_protocol: accept needs trusted_proxies (the networks allowed to send it)")
     if address is None:
         return None
-    return Listener(address, mode, tuple(n for n in trusted if n is not None))
+    return Listener(address, mode, tuple(n for n in trusted if n is not None), max_connections)
 
 
 def workers(check: Checker, node: Node | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 DURATION_HINT = "use a number with a unit: 500ms, 3s, 5m, 1h"
+RATE_HINT = "use a count per period: 20/s, 600/m, 1000/h"
 SIZE_HINT = "use a whole number of bytes or a number with a unit: 512B, 16KB, 64KiB, 1MiB"
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -46,3 +47,23 @@ def parse_size(value: object) -> int:
     if not size.is_integer():
         raise ValueError(f"invalid size {value!r}: not a whole number of bytes")
     return int(size)
+
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(s|m|h)\s*")
+_RATE_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: object) -> tuple[int, float]:
+    """``(count, period_seconds)`` in ``value`` such as ``20/s``: at most ``count`` events per
+    period, in bursts of up to ``count``; raises ValueError saying what is allowed."""
+    m = _RATE.fullmatch(value) if isinstance(value, str) else None
+    if m is None or int(m.group(1)) < 1:
+        raise ValueError(f"invalid rate {value!r}: {RATE_HINT}")
+    return int(m.group(1)), _RATE_PERIODS[m.group(2)]
+
+
+def parse_count(value: object) -> int:
+    """A whole number of at least 1 (connection counts)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"invalid count {value!r}: use a whole number, 1 or more")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from gevent import socket as gsocket
 
@@ -21,6 +22,7 @@ from passthru.config import Endpoint, Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.base import Fields, Identifier
 from passthru.identify.engine import Decision, Identification, call_plain
+from passthru.server.admission import Admission
 from passthru.server.connections import Connections
 from passthru.server.listener import format_address
 from passthru.server.relay import Relay, RelayResult, shutdown_write
@@ -34,6 +36,12 @@ REJECT_DRAIN_SECONDS = 1.0
 REJECT_DRAIN_BYTES = 64 * 1024
 
 
+class AcceptingServer(Protocol):
+    """What the handler needs of the listener that accepted a connection."""
+
+    open: int
+
+
 @dataclass
 class Connection:
     """One accepted connection's sockets and record, from accept to log line."""
@@ -42,6 +50,9 @@ class Connection:
     record: ConnectionRecord
     runtime: Runtime
     started: float
+    source: str  # the client's address, as limits and logs use it
+    server: AcceptingServer
+    identifying: bool = True
     upstream: gsocket.socket | None = None
     balancer: Balancer | None = None
     endpoint: Endpoint | None = None
@@ -76,18 +87,28 @@ class ConnectionHandler:
         self.ids = itertools.count(1)
         self.worker = worker
         self.connections = Connections()
+        self.admission = Admission()
+        #: Called after each close so listeners paused at ``max_connections`` resume.
+        self.on_capacity: Callable[[], None] = lambda: None
         #: Client sockets now owned by a relay: the accept loop must not close them when the
         #: handler greenlet returns (see ``PassthruServer.do_close``).
         self.handed_over: set[gsocket.socket] = set()
 
-    def __call__(self, client: gsocket.socket, address: tuple) -> None:
+    def __call__(self, client: gsocket.socket, address: tuple, server: AcceptingServer) -> None:
         runtime = self.runtime()
         record = ConnectionRecord(
             id=f"{self.worker}-{next(self.ids)}",
             client=format_address(address),
             listener=format_address(client.getsockname()),
         )
-        connection = Connection(client, record, runtime, time.monotonic())
+        connection = Connection(client, record, runtime, time.monotonic(), address[0], server)
+        refused = self.admission.admit(runtime.config.limits, connection.source, self.connections.identifying)
+        if refused is not None:
+            record.ended = refused
+            client.close()
+            emit(record, self.log_format or runtime.config.log_format)
+            return
+        server.open += 1
         self.connections.begin_identifying()
         try:
             self.serve(connection)
@@ -96,9 +117,16 @@ class ConnectionHandler:
             record.error = f"{type(exc).__name__}: {exc}"
             log.exception("conn=%s unexpected error", record.id)
         finally:
-            self.connections.end_identifying()
+            self.leave_identification(connection)
             if not connection.relayed:
                 self.close(connection)
+
+    def leave_identification(self, connection: Connection) -> None:
+        """Once per connection: identification is over (routed, refused, or failed)."""
+        if connection.identifying:
+            connection.identifying = False
+            self.connections.end_identifying()
+            self.admission.identified(connection.source)
 
     def serve(self, connection: Connection) -> None:
         """Identify, route, dial and forward the prefix; then hand the sockets to a relay."""
@@ -108,6 +136,7 @@ class ConnectionHandler:
             prefix = Prefix(b"", Decision(None, {}, None), "catch_all")
         else:
             prefix = self.read_prefix(client, runtime)
+        self.leave_identification(connection)
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
         route = self.choose_route(runtime, prefix)
@@ -159,6 +188,9 @@ class ConnectionHandler:
         if connection.balancer is not None and connection.endpoint is not None:
             connection.balancer.release(connection.endpoint)  # least_conn counts open connections
         connection.client.close()
+        self.admission.closed(connection.source)
+        connection.server.open -= 1
+        self.on_capacity()
         record = connection.record
         record.duration = time.monotonic() - connection.started
         emit(record, self.log_format or connection.runtime.config.log_format)

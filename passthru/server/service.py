@@ -14,11 +14,11 @@ from pathlib import Path
 
 import gevent
 from gevent.event import Event
-from gevent.server import StreamServer
 
 from passthru.bootstrap import load_with_identifiers
 from passthru.config import Config, ConfigErrors, Listener
 from passthru.plugins import UserIdentifiers
+from passthru.server.acceptor import PassthruServer
 from passthru.server.handler import ConnectionHandler
 from passthru.server.listener import listen_socket
 from passthru.server.runtime import Runtime
@@ -27,19 +27,6 @@ log = logging.getLogger("passthru.server")
 
 #: How long SIGTERM/SIGINT waits for relaying connections before closing them.
 DRAIN_SECONDS = 5.0
-
-
-class PassthruServer(StreamServer):
-    """gevent's accept loop, except that a client socket handed to a relay stays open when
-    the handler greenlet returns (gevent closes it by default)."""
-
-    def __init__(self, listener, handler: ConnectionHandler, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(listener, handler, **kwargs)
-        self.handed_over = handler.handed_over
-
-    def do_close(self, sock, *args) -> None:  # type: ignore[no-untyped-def]
-        if sock not in self.handed_over:
-            sock.close()
 
 
 def listener_key(listener: Listener) -> tuple:
@@ -57,9 +44,10 @@ class Service:
         self.reuse_port = reuse_port
         self.user: UserIdentifiers | None = None
         self._runtime: Runtime | None = None
-        self.servers: dict[tuple, StreamServer] = {}
+        self.servers: dict[tuple, PassthruServer] = {}
         self.stopped = Event()
         self.handler = ConnectionHandler(self.current_runtime, self.user_snapshot, self.user_guard, worker, log_format)
+        self.handler.on_capacity = self.resume_accepting
 
     # -- state ---------------------------------------------------------------------------
     def current_runtime(self) -> Runtime:
@@ -98,11 +86,17 @@ class Service:
             if key in self.servers:
                 continue
             sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
-            server = PassthruServer(sock, self.handler, spawn=gevent.spawn_raw)
+            server = PassthruServer(sock, self.handler, listener.max_connections)
             server.address_text = str(listener.address)  # type: ignore[attr-defined]
             server.start()
             self.servers[key] = server
             log.info("listening on %s", listener.address)
+
+    def resume_accepting(self) -> None:
+        """A connection closed: listeners paused at ``max_connections`` may accept again."""
+        for server in self.servers.values():
+            if server.paused and not server.full():
+                server.resume()
 
     def log_startup(self, config: Config) -> None:
         for route in config.routes:

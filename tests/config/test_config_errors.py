@@ -172,7 +172,8 @@ def test_listen_errors(errors):
         "('nonsense' does not appear to be an IPv4 or IPv6 network): "
         "expected an address or a network, e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32",
         "config.yaml:6:5: missing required key 'address' in listen[5]",
-        "config.yaml:6:6: unknown key 'adress' in listen[5] (valid: address, proxy_protocol, trusted_proxies); "
+        "config.yaml:6:6: unknown key 'adress' in listen[5] (valid: address, proxy_protocol, trusted_proxies, "
+        "max_connections); "
         "did you mean 'address'?",
         "config.yaml:7:45: trusted_proxies only applies with proxy_protocol: accept",
     ]
@@ -204,7 +205,8 @@ def test_other_settings(errors):
         f"config.yaml:7:8: admin: invalid address 'localhost': {ADDRESS_HINT}",
         "config.yaml:8:13: log_format is 'xml'; valid: text, json",
         "config.yaml:9:26: limits.identify_bytes: '2MiB' is out of range: use a size between 64B and 1MiB",
-        "config.yaml:9:32: unknown key 'max' in limits (valid: identify_bytes)",
+        "config.yaml:9:32: unknown key 'max' in limits (valid: identify_bytes, max_connections, "
+        "max_connections_per_source, connection_rate_per_source, max_identifying, max_identifying_per_source)",
     ]
 
 

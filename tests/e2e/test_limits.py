@@ -1,0 +1,129 @@
+"""Connection limits: what happens at each one, on real sockets."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+from tests.support.backends import TagServer
+from tests.support.net import exchange
+
+BANNER = b"SSH-2.0-limits\r\n"
+
+
+def ssh_routes(address: str) -> str:
+    return f"routes:\n  - name: ssh\n    match: {{protocol: ssh}}\n    to: {address}\n"
+
+
+def relayed(port: int, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    sock.sendall(BANNER)
+    assert sock.recv(100).startswith(b"[ssh]")
+    return sock
+
+
+def served(port: int) -> bool:
+    """A refused connection is closed at once; with our bytes unread, that can be a reset."""
+    try:
+        return exchange(port, BANNER).startswith(b"[ssh]")
+    except ConnectionResetError:
+        return False
+
+
+def refused_at_once(port: int, source: str = "127.0.0.1") -> bool:
+    """Accepted, then closed without a byte: recv returns b"" (or a reset) at once."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as sock:
+        started = time.monotonic()
+        try:
+            sock.sendall(BANNER)
+            data = sock.recv(100)
+        except ConnectionResetError:
+            data = b""
+        return data == b"" and time.monotonic() - started < 1
+
+
+def test_max_connections_per_source(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru("limits: {max_connections_per_source: 2}\n" + ssh_routes(ssh.address))
+        first, second = relayed(proc.port), relayed(proc.port)
+        assert refused_at_once(proc.port)
+        relayed(proc.port, source="127.0.0.2").close()  # another address is not affected
+        first.close()
+        time.sleep(0.2)
+        relayed(proc.port).close()  # a slot is free again
+        second.close()
+        assert "end=limit_per_source" in proc.wait_for_log("end=limit_per_source")
+
+
+def test_connection_rate_per_source(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru("limits: {connection_rate_per_source: 3/s}\n" + ssh_routes(ssh.address))
+        results = [served(proc.port) for _ in range(5)]
+        assert results == [True, True, True, False, False]
+        time.sleep(0.7)  # 3/s refills one token every 1/3 s
+        assert served(proc.port)
+        assert "end=rate_per_source" in proc.logs()
+
+
+def test_max_identifying_per_source_bounds_silent_clients(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru(
+            "limits: {max_identifying_per_source: 2, max_identifying: 3}\n" + ssh_routes(ssh.address),
+            identify_timeout="10s",
+        )
+        silent = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(2)]
+        time.sleep(0.2)
+        assert refused_at_once(proc.port)
+        third = socket.create_connection(("127.0.0.1", proc.port), source_address=("127.0.0.2", 0))
+        time.sleep(0.2)
+        assert refused_at_once(proc.port, source="127.0.0.3")  # 3 identifying in all
+        for sock in [*silent, third]:
+            sock.close()
+        time.sleep(0.3)
+        relayed(proc.port).close()
+        ends = re.findall(r"end=(\S+)$", proc.logs(), re.MULTILINE)
+        assert {"limit_identifying_per_source", "limit_identifying"} <= set(ends)
+
+
+def test_max_connections_pauses_accepting_until_one_closes(passthru) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru("limits: {max_connections: 2}\n" + ssh_routes(ssh.address))
+        first, second = relayed(proc.port), relayed(proc.port)
+        waiting = socket.create_connection(("127.0.0.1", proc.port), timeout=5)  # the kernel accepts it
+        waiting.sendall(BANNER)
+        waiting.settimeout(0.5)
+        try:
+            early = waiting.recv(100)
+        except TimeoutError:
+            early = None
+        assert early is None, "served while at max_connections"
+        first.close()
+        waiting.settimeout(5)
+        assert waiting.recv(100).startswith(b"[ssh]")
+        waiting.close()
+        second.close()
+
+
+def test_listener_max_connections(passthru, tmp_path) -> None:
+    with TagServer("ssh") as ssh:
+        proc = passthru(ssh_routes(ssh.address))
+        proc.stop()
+        text = proc.config_path.read_text().replace(
+            f"  - 127.0.0.1:{proc.port}\n", f"  - {{address: 127.0.0.1:{proc.port}, max_connections: 1}}\n"
+        )
+        proc.config_path.write_text(text)
+        proc.start()
+        first = relayed(proc.port)
+        waiting = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        waiting.sendall(BANNER)
+        waiting.settimeout(0.5)
+        try:
+            early = waiting.recv(100)
+        except TimeoutError:
+            early = None
+        assert early is None
+        first.close()
+        waiting.settimeout(5)
+        assert waiting.recv(100).startswith(b"[ssh]")
+        waiting.close()
