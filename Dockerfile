@@ -13,7 +13,8 @@ COPY pyproject.toml README.md requirements-test.txt ./
 COPY passthru ./passthru
 RUN pip install --no-cache-dir --constraint requirements-test.txt . \
     && rm -rf /build \
-    && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+    && groupadd --system --gid 10001 passthru \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin passthru
 
 COPY docker/config.yaml /etc/passthru/config.yaml

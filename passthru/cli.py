@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "passthru.commands.identify",
     "passthru.commands.route",
     "passthru.commands.config_cmd",
+    "passthru.commands.identifiers",
 )
 
 

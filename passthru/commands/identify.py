@@ -15,7 +15,7 @@ from typing import Any
 from passthru.bootstrap import load_with_identifiers
 from passthru.config import ConfigErrors
 from passthru.identify import BUILTINS, Identification, Identifier
-from passthru.identify.engine import call_plain
+from passthru.identify.engine import Guard, call_plain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +34,15 @@ class Classifier:
 
     def __init__(self, config_path: str | None) -> None:
         self.runtime = None
-        self.identifiers: list[Identifier] = list(BUILTINS)
-        self.guard = call_plain
+        self.identifiers: tuple[Identifier, ...] = BUILTINS
+        self.guard: Guard = call_plain
         if config_path is not None:
-            from passthru.server.runtime import Runtime
+            from passthru.server.runtime import Runtime, connection_guard
 
             config, user = load_with_identifiers(config_path)
             self.runtime = Runtime.build(config)
-            self.identifiers = self.runtime.identifiers(user.current())
-            self.guard = user.guard
+            self.identifiers = self.runtime.identifiers(user)
+            self.guard = connection_guard(user)
 
     def classify(self, data: bytes, explain: bool) -> dict[str, Any]:
         identification = Identification(self.identifiers, guard=self.guard)

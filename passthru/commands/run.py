@@ -9,6 +9,7 @@ import sys
 from passthru.bootstrap import load_with_identifiers
 from passthru.cli import add_config_option
 from passthru.config import ConfigErrors
+from passthru.plugins import UserIdentifiers
 
 log = logging.getLogger("passthru")
 
@@ -35,25 +36,27 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     try:
-        config, _ = load_with_identifiers(args.config)
+        config, user = load_with_identifiers(args.config)
     except ConfigErrors as errors:
         print(errors, file=sys.stderr)
         return 1
     raise_open_files_limit()
     if config.workers <= 1:
-        return serve(args, worker=0, reuse_port=False)
+        return serve(args, user, worker=0, reuse_port=False)
     log.info("starting %d workers sharing each listen port (SO_REUSEPORT)", config.workers)
-    return Supervisor(config.workers, lambda index: serve(args, worker=index, reuse_port=True)).run()
+    return Supervisor(config.workers, lambda index: serve(args, user, worker=index, reuse_port=True)).run()
 
 
-def serve(args: argparse.Namespace, worker: int, reuse_port: bool) -> int:
+def serve(args: argparse.Namespace, user: UserIdentifiers, worker: int, reuse_port: bool) -> int:
     """One serving process: the whole server when ``workers`` is 1, else one worker."""
     import gevent
 
     from passthru.server.service import Service
 
     gevent.reinit()  # harmless in a fresh process; needed after fork if a hub already existed
-    service = Service(args.config, log_format=args.log_format, worker=worker, reuse_port=reuse_port)
+    # the identifiers loaded above are inherited (a forked worker has its own copy); each
+    # serving process watches the directory itself
+    service = Service(args.config, user=user, log_format=args.log_format, worker=worker, reuse_port=reuse_port)
     try:
         service.serve_forever()
     except ConfigErrors as errors:

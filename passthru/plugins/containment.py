@@ -93,6 +93,7 @@ class Containment:
     def run(self, identifier: Identifier, data: bytes, budget: float) -> Fields | int | None:
         """One contained call, with no bookkeeping (samples use this directly)."""
         path = identifier.source
+        limited = self.limit.can_interrupt()
         started = perf_counter()
         try:
             raw = self.limit.call(identifier.identify, data, budget)
@@ -105,7 +106,7 @@ class Containment:
         except (Exception, SystemExit) as exc:
             raise IdentifierFailed(path, user_line(exc, path), describe(exc)) from None
         elapsed = perf_counter() - started
-        if elapsed > budget and not self.limit.can_interrupt():
+        if elapsed > budget and not limited:
             raise self._timeout(path, None, budget, elapsed)
         return verdict
 

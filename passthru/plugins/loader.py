@@ -5,7 +5,7 @@ that passes the command behaves the same in the server. Samples are run elsewher
 (``samples.py``); this module only answers "is this a well-formed identifier file".
 
 Isolation: the file runs in a fresh module object under a private, content-derived name
-(``_passthru_user_<stem>_<digest>``), never under its own stem, so ``identifiers/json.py`` does
+(``_passthru_user_<stem>_<digest>_<n>``), never under its own stem, so ``identifiers/json.py`` does
 not shadow the stdlib and two versions of one file never share globals. The module is in
 ``sys.modules`` while it serves (dataclasses and pickling look a module up there) and is dropped
 when it is replaced (:func:`forget`). ``__name__`` is not ``"__main__"``, so a file may keep a
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9_-]+\Z")
 SAMPLE_KINDS = ("match", "no_match")
 #: How long the module body may run (imports included) before the load is abandoned.
 IMPORT_BUDGET = 1.0
+_versions = itertools.count(1)  # module names stay unique even for identical files
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,9 @@ def read_source(path: Path) -> Source:
 
 def load(source: Source, limit: TimeLimit, import_budget: float = IMPORT_BUDGET) -> Loaded:
     """Compile and execute ``source``, then build its identifier. Raises :class:`LoadError`."""
-    tree = _parse(source)
+    tree, code = _compile(source)
     lines = _definition_lines(tree)
-    module = _execute(source, tree, limit, import_budget)
+    module = _execute(source, code, limit, import_budget)
     try:
         identifier = _identifier(source, module, lines)
     except LoadError:
@@ -95,12 +97,15 @@ def forget(module_name: str) -> None:
     sys.modules.pop(module_name, None)
 
 
-def _parse(source: Source) -> ast.Module:
+def _compile(source: Source) -> tuple[ast.Module, CodeType]:
+    """Parse (for the lines of top-level names) and compile; ``return`` at top level and the
+    like are only found by the compiler, so both steps report as syntax errors."""
     try:
-        return ast.parse(source.data, source.filename)
+        tree = ast.parse(source.data, source.filename)
+        return tree, compile(tree, source.filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise LoadError(source.filename, exc.lineno, f"SyntaxError: {exc.msg}") from None
-    except ValueError as exc:  # null bytes (3.11 raises ValueError, not SyntaxError)
+    except ValueError as exc:  # null bytes, on versions that raise ValueError for them
         raise LoadError(source.filename, None, f"cannot compile: {exc}") from None
 
 
@@ -118,12 +123,11 @@ def _definition_lines(tree: ast.Module) -> dict[str, int]:
     return lines
 
 
-def _execute(source: Source, tree: ast.Module, limit: TimeLimit, budget: float) -> ModuleType:
+def _execute(source: Source, code: CodeType, limit: TimeLimit, budget: float) -> ModuleType:
     filename = source.filename
     stem = re.sub(r"\W", "_", source.path.stem)
-    module = ModuleType(f"_passthru_user_{stem}_{source.digest[:12]}")
+    module = ModuleType(f"_passthru_user_{stem}_{source.digest[:12]}_{next(_versions)}")
     module.__file__ = filename
-    code = compile(tree, filename, "exec", dont_inherit=True)
     sys.modules[module.__name__] = module
 
     def run_body(code: CodeType) -> None:

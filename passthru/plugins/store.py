@@ -20,8 +20,8 @@ built-in out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 

@@ -61,14 +61,14 @@ class TimeLimit:
         self.repeat = repeat
         self._frame: FrameType | None = None
 
-    @staticmethod
-    def can_interrupt() -> bool:
-        """Only the main thread can receive the alarm's exception."""
-        return threading.get_ident() == _MAIN_THREAD
+    def can_interrupt(self) -> bool:
+        """Whether a call made now would be limited: only in the main thread (the one that gets
+        the alarm's exception), and not inside another limited call (one timer per process)."""
+        return self._frame is None and threading.get_ident() == _MAIN_THREAD
 
     def call(self, func: Callable[[A], T], arg: A, seconds: float) -> T:
         """``func(arg)``, raising :class:`Overrun` if it is still running after ``seconds``."""
-        if self._frame is not None or not self.can_interrupt():
+        if not self.can_interrupt():
             return func(arg)  # nested or off the main thread: the caller measures instead
         previous_handler = _sig.signal(_sig.SIGALRM, self._on_alarm)
         previous_timer = _sig.setitimer(_sig.ITIMER_REAL, max(seconds, 1e-6), self.repeat)

@@ -70,7 +70,7 @@ class DirectoryWatcher:
         poll_interval: float = 2.0,
         log: logging.Logger,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).absolute()  # watchdog reports absolute paths for absolute watches
         self.debounce = debounce
         self.max_delay = max_delay
         self.poll_interval = poll_interval
@@ -128,13 +128,13 @@ class DirectoryWatcher:
                 break
             gevent.sleep(wait)
         self._settler = None  # events from here on start a new round
+        if self._observer is not None:
+            self._ensure_watch()  # before the rescan, so nothing written after it goes unseen
         self._signature = self.signature()
         try:
             self._on_settled()
         except Exception:
             self._log.exception("rescanning %s failed", self.directory)
-        if self._observer is not None:
-            self._ensure_watch()
 
     def _poll(self) -> None:
         while True:

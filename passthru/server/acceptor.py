@@ -11,15 +11,19 @@ Handlers run in raw greenlets (lighter than ``Greenlet``); the handler catches e
 from __future__ import annotations
 
 import gevent
+from gevent import socket as gsocket
 from gevent.server import StreamServer
 
 from passthru.server.handler import ConnectionHandler
 
 
 class PassthruServer(StreamServer):
-    def __init__(self, listener, handler: ConnectionHandler, max_connections: int | None = None) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(listener, self._handle_here, spawn=gevent.spawn_raw)
+    def __init__(
+        self, sock: gsocket.socket, handler: ConnectionHandler, listener_key: tuple, max_connections: int | None = None
+    ) -> None:
+        super().__init__(sock, self._handle_here, spawn=gevent.spawn_raw)
         self.handler = handler
+        self.listener_key = listener_key  # finds this listener's options in the current config
         self.max_connections = max_connections
         self.open = 0  # connections accepted here and not yet closed
         self.paused = False

@@ -18,15 +18,16 @@ from typing import Protocol
 
 from gevent import socket as gsocket
 
-from passthru.config import Endpoint, Route
+from passthru import proxyproto
+from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
-from passthru.identify.base import Fields, Identifier
-from passthru.identify.engine import Decision, Identification, call_plain
+from passthru.identify.engine import Decision, Identification
+from passthru.plugins import UserIdentifiers
 from passthru.server.admission import Admission
 from passthru.server.connections import Connections
 from passthru.server.listener import format_address
 from passthru.server.relay import Relay, RelayResult, shutdown_write
-from passthru.server.runtime import Runtime
+from passthru.server.runtime import Runtime, connection_guard
 from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
 
 log = logging.getLogger("passthru.server")
@@ -40,6 +41,7 @@ class AcceptingServer(Protocol):
     """What the handler needs of the listener that accepted a connection."""
 
     open: int
+    listener_key: tuple
 
 
 @dataclass
@@ -50,14 +52,21 @@ class Connection:
     record: ConnectionRecord
     runtime: Runtime
     started: float
-    source: str  # the client's address, as limits and logs use it
+    client_address: tuple  # (host, port): the peer, or the client a trusted PROXY header names
+    destination: tuple  # (host, port) the client dialed: our socket, or the PROXY header's
     server: AcceptingServer
     identifying: bool = True
+    admitted: bool = False  # counted by the per-source limits
     upstream: gsocket.socket | None = None
     balancer: Balancer | None = None
     endpoint: Endpoint | None = None
     prefix_bytes: int = 0
     relayed: bool = False  # handed to a Relay, which closes and logs it when it ends
+
+    @property
+    def source(self) -> str:
+        """The client's address, as limits, balancing and logs use it."""
+        return self.client_address[0]
 
 
 @dataclass
@@ -75,15 +84,13 @@ class ConnectionHandler:
     def __init__(
         self,
         runtime: Callable[[], Runtime],
-        user_identifiers: Callable[[], tuple[Identifier, ...]] = tuple,
-        user_guard: Callable[[Identifier, bytes], Fields | int | None] = call_plain,
+        user: Callable[[], UserIdentifiers | None] = lambda: None,
         worker: int = 0,
         log_format: str | None = None,
     ) -> None:
         self.log_format = log_format
         self.runtime = runtime
-        self.user_identifiers = user_identifiers
-        self.user_guard = user_guard
+        self.user = user
         self.ids = itertools.count(1)
         self.worker = worker
         self.connections = Connections()
@@ -101,13 +108,9 @@ class ConnectionHandler:
             client=format_address(address),
             listener=format_address(client.getsockname()),
         )
-        connection = Connection(client, record, runtime, time.monotonic(), address[0], server)
-        refused = self.admission.admit(runtime.config.limits, connection.source, self.connections.identifying)
-        if refused is not None:
-            record.ended = refused
-            client.close()
-            emit(record, self.log_format or runtime.config.log_format)
-            return
+        connection = Connection(
+            client, record, runtime, time.monotonic(), address[:2], client.getsockname()[:2], server
+        )
         server.open += 1
         self.connections.begin_identifying()
         try:
@@ -121,21 +124,43 @@ class ConnectionHandler:
             if not connection.relayed:
                 self.close(connection)
 
+    def admit(self, connection: Connection) -> bool:
+        """Apply the per-source limits (to the real client, after any PROXY header)."""
+        limits = connection.runtime.config.limits
+        refused = self.admission.admit(limits, connection.source, self.connections.identifying - 1)
+        if refused is not None:
+            connection.record.ended = refused
+            return False
+        connection.admitted = True
+        return True
+
     def leave_identification(self, connection: Connection) -> None:
         """Once per connection: identification is over (routed, refused, or failed)."""
         if connection.identifying:
             connection.identifying = False
             self.connections.end_identifying()
-            self.admission.identified(connection.source)
+            if connection.admitted:
+                self.admission.identified(connection.source)
 
     def serve(self, connection: Connection) -> None:
         """Identify, route, dial and forward the prefix; then hand the sockets to a relay."""
         client, record, runtime = connection.client, connection.record, connection.runtime
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deadline = connection.started + runtime.config.timeouts.identify
+        initial = b""
+        listener = runtime.listeners.get(connection.server.listener_key)
+        if listener is not None and listener.proxy_protocol == "accept":
+            received = self.accept_proxy_header(connection, listener, deadline)
+            if received is None:
+                reject(client)
+                return
+            initial = received
+        if not self.admit(connection):
+            return  # closed at once by close(): nothing read, nothing sent
         if runtime.catch_all is not None:
-            prefix = Prefix(b"", Decision(None, {}, None), "catch_all")
+            prefix = Prefix(initial, Decision(None, {}, None), "catch_all")
         else:
-            prefix = self.read_prefix(client, runtime)
+            prefix = self.read_prefix(client, runtime, deadline, initial)
         self.leave_identification(connection)
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
@@ -147,7 +172,7 @@ class ConnectionHandler:
         record.route = route.name
         try:
             balancer = runtime.balancer(route)
-            upstream, endpoint = dial_any(balancer, client.getpeername()[0], runtime.config.timeouts.connect)
+            upstream, endpoint = dial_any(balancer, connection.source, runtime.config.timeouts.connect)
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
             record.error = str(exc)
@@ -157,6 +182,14 @@ class ConnectionHandler:
         connection.upstream = upstream
         connection.balancer, connection.endpoint = balancer, endpoint
         record.upstream = str(endpoint)
+        if route.proxy_protocol is not None:
+            header = proxyproto.header_for(route.proxy_protocol, connection.client_address, connection.destination)
+            try:
+                upstream.sendall(header)  # first, even with no prefix: server-speaks-first backends need it
+            except OSError as exc:
+                record.ended = "upstream_reset"
+                record.error = f"sending the PROXY header: {exc}"
+                return
         if prefix.data:
             try:
                 upstream.sendall(prefix.data)
@@ -188,47 +221,75 @@ class ConnectionHandler:
         if connection.balancer is not None and connection.endpoint is not None:
             connection.balancer.release(connection.endpoint)  # least_conn counts open connections
         connection.client.close()
-        self.admission.closed(connection.source)
+        if connection.admitted:
+            self.admission.closed(connection.source)
         connection.server.open -= 1
         self.on_capacity()
         record = connection.record
         record.duration = time.monotonic() - connection.started
         emit(record, self.log_format or connection.runtime.config.log_format)
 
-    def read_prefix(self, client: gsocket.socket, runtime: Runtime) -> Prefix:
-        """Read until the identifiers decide, the byte limit, the identify timeout, or EOF."""
-        config = runtime.config
-        identification = Identification(runtime.identifiers(self.user_identifiers()), guard=self.guard)
-        limit = config.limits.identify_bytes
-        deadline = time.monotonic() + config.timeouts.identify
-        data = b""
+    def read_prefix(self, client: gsocket.socket, runtime: Runtime, deadline: float, initial: bytes = b"") -> Prefix:
+        """Read until the identifiers decide, the byte limit, the identify timeout, or EOF.
+        ``initial`` holds client bytes already read (those that came after a PROXY header)."""
+        user = self.user()
+        identification = Identification(runtime.identifiers(user), guard=connection_guard(user))
+        limit = runtime.config.limits.identify_bytes
+        data = initial[:limit]
+        if data:
+            decision = identification.feed(data)
+            if decision.final:
+                return Prefix(data, decision, "identified" if decision.protocol else "no_match")
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return Prefix(data, identification.feed(data, final=True), "timeout")
-            client.settimeout(remaining)
-            try:
-                chunk = receive(client, limit - len(data))
-            except TimeoutError:
-                return Prefix(data, identification.feed(data, final=True), "timeout")
-            except OSError as exc:
-                if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
-                    return Prefix(data, identification.feed(data, final=True), "eof")
-                raise
-            if not chunk:
-                return Prefix(data, identification.feed(data, final=True), "eof")
-            data += chunk
             if len(data) >= limit:
                 return Prefix(data, identification.feed(data, final=True), "limit")
+            chunk = read_until(client, deadline, limit - len(data))
+            if not chunk:
+                stopped = "timeout" if chunk is None else "eof"
+                return Prefix(data, identification.feed(data, final=True), stopped)
+            data += chunk
+            if len(data) >= limit:
+                continue
             decision = identification.feed(data)
             if decision.final:
                 return Prefix(data, decision, "identified" if decision.protocol else "no_match")
 
-    def guard(self, identifier: Identifier, data: bytes) -> Fields | int | None:
-        """Built-ins and config rules are trusted; user files go through their containment."""
-        if identifier.source in ("builtin", "config"):
-            return identifier.identify(data)
-        return self.user_guard(identifier, data)
+    def accept_proxy_header(self, connection: Connection, listener: Listener, deadline: float) -> bytes | None:
+        """On a ``proxy_protocol: accept`` listener: take the PROXY header from a trusted peer and
+        make its addresses the connection's. Returns the client bytes that followed the header,
+        or None when the connection must be refused (untrusted peer, no valid header in time)."""
+        record = connection.record
+        peer = connection.client_address
+        header: proxyproto.ProxyHeader | None = None
+        data = b""
+        if not proxyproto.is_trusted(peer[0], listener.trusted_proxies):
+            error = f"PROXY protocol listener: peer {peer[0]} is not in trusted_proxies"
+        else:
+            error = None
+            while header is None and error is None:
+                verdict = proxyproto.parse_header(data)
+                if isinstance(verdict, proxyproto.ProxyHeader):
+                    header = verdict
+                    break
+                if verdict is None:
+                    error = "PROXY protocol listener: the trusted peer sent no valid PROXY header"
+                    break
+                chunk = read_until(connection.client, deadline, proxyproto.MAX_HEADER_LENGTH - len(data))
+                if not chunk:
+                    reason = "timed out" if chunk is None else "closed"
+                    error = f"PROXY protocol listener: the trusted peer {reason} before a complete header"
+                else:
+                    data += chunk
+        if error is not None or header is None:
+            record.ended = "proxy_protocol_error"
+            record.error = error
+            log.warning("conn=%s %s", record.id, error)
+            return None
+        connection.client_address, connection.destination = proxyproto.effective_addresses(
+            header, connection.client_address, connection.destination
+        )
+        record.client = format_address(connection.client_address)
+        return data[header.length :]
 
     @staticmethod
     def choose_route(runtime: Runtime, prefix: Prefix) -> Route | None:
@@ -249,10 +310,22 @@ class ConnectionHandler:
 _READ_BUFFER = bytearray(64 * 1024)
 
 
-def receive(client: gsocket.socket, size: int) -> bytes:
-    """``client.recv(size)`` through the shared buffer."""
+def read_until(client: gsocket.socket, deadline: float, size: int) -> bytes | None:
+    """Up to ``size`` bytes, read before ``deadline``: b"" at end-of-file (or a reset), None
+    on timeout. Reads go through the shared buffer."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    client.settimeout(remaining)
     view = memoryview(_READ_BUFFER)[: min(size, len(_READ_BUFFER))]
-    n = client.recv_into(view)
+    try:
+        n = client.recv_into(view)
+    except TimeoutError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT):
+            return b""
+        raise
     return bytes(view[:n])
 
 

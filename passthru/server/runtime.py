@@ -6,13 +6,39 @@ reload never changes the rules under a connection already in flight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from passthru.config import Config, Route
+from passthru.config import Config, Listener, Route
 from passthru.config.declarative import to_identifier
 from passthru.identify import BUILTINS, Identifier
+from passthru.identify.base import Fields
+from passthru.identify.engine import Guard, call_plain
+from passthru.plugins import UserIdentifiers
 from passthru.routing import Router
 from passthru.server.upstream import Balancer
+
+
+def listener_key(listener: Listener) -> tuple:
+    """What identifies a listen socket across reloads: its family and bound address."""
+    return (listener.address.family, listener.address.sockaddr)
+
+
+TRUSTED_SOURCES = frozenset({"builtin", "config"})
+
+
+def connection_guard(user: UserIdentifiers | None) -> Guard:
+    """The engine's guard for one connection: built-ins and config rules are called directly,
+    user files through their containment, which also bounds their total time per connection."""
+    if user is None:
+        return call_plain
+    contained = user.connection_guard()
+
+    def guard(identifier: Identifier, data: bytes) -> Fields | int | None:
+        if identifier.source in TRUSTED_SOURCES:
+            return identifier.identify(data)
+        return contained(identifier, data)
+
+    return guard
 
 
 @dataclass(frozen=True)
@@ -24,6 +50,7 @@ class Runtime:
     #: The first route when it matches everything: then there is nothing to identify and the
     #: connection is dialed at once (HAProxy's plain ``mode tcp``; server-speaks-first works).
     catch_all: Route | None = None
+    listeners: dict[tuple, Listener] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
@@ -32,11 +59,20 @@ class Runtime:
         declarative = tuple(to_identifier(d) for d in config.declarative)
         first = config.routes[0] if config.routes else None
         catch_all = first if first is not None and first.protocol is None and not first.fields else None
-        return cls(config, Router(config.routes), balancers, declarative, catch_all)
+        listeners = {listener_key(listener): listener for listener in config.listeners}
+        runtime = cls(config, Router(config.routes), balancers, declarative, catch_all, listeners)
+        object.__setattr__(runtime, "_trusted", (*declarative, *BUILTINS))
+        return runtime
 
-    def identifiers(self, user: tuple[Identifier, ...] = ()) -> list[Identifier]:
-        """User files first, then the config's declarative rules, then the built-ins."""
-        return [*user, *self.declarative, *BUILTINS]
+    @property
+    def trusted(self) -> tuple[Identifier, ...]:
+        """The config's declarative rules and the built-ins: called without containment."""
+        return self._trusted
+
+    def identifiers(self, user: UserIdentifiers | None = None) -> tuple[Identifier, ...]:
+        """User files, then the config's declarative rules and the built-ins whose names no user
+        file took (a user file replaces a built-in of the same name)."""
+        return user.combined(self._trusted) if user is not None else self._trusted
 
     def balancer(self, route: Route) -> Balancer:
         return self.balancers[route.name]

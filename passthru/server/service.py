@@ -16,12 +16,13 @@ import gevent
 from gevent.event import Event
 
 from passthru.bootstrap import load_with_identifiers
-from passthru.config import Config, ConfigErrors, Listener
+from passthru.config import Config, ConfigErrors
 from passthru.plugins import UserIdentifiers
 from passthru.server.acceptor import PassthruServer
 from passthru.server.handler import ConnectionHandler
+from passthru.server.health import HealthMonitor
 from passthru.server.listener import listen_socket
-from passthru.server.runtime import Runtime
+from passthru.server.runtime import Runtime, listener_key
 
 log = logging.getLogger("passthru.server")
 
@@ -29,37 +30,33 @@ log = logging.getLogger("passthru.server")
 DRAIN_SECONDS = 5.0
 
 
-def listener_key(listener: Listener) -> tuple:
-    return (listener.address.family, listener.address.sockaddr)
-
-
 class Service:
     """Owns the listeners and the current ``Runtime`` of one (worker) process."""
 
     def __init__(
-        self, config_path: str | Path, *, log_format: str | None = None, worker: int = 0, reuse_port: bool = False
+        self,
+        config_path: str | Path,
+        *,
+        user: UserIdentifiers | None = None,
+        log_format: str | None = None,
+        worker: int = 0,
+        reuse_port: bool = False,
     ) -> None:
         self.config_path = Path(config_path)
         self.worker = worker
         self.reuse_port = reuse_port
-        self.user: UserIdentifiers | None = None
+        self.user: UserIdentifiers | None = user  # loaded already by `passthru run`, or here
         self._runtime: Runtime | None = None
         self.servers: dict[tuple, PassthruServer] = {}
         self.stopped = Event()
-        self.handler = ConnectionHandler(self.current_runtime, self.user_snapshot, self.user_guard, worker, log_format)
+        self.handler = ConnectionHandler(self.current_runtime, lambda: self.user, worker, log_format)
+        self.health = HealthMonitor()  # backend checks of the current config (pools)
         self.handler.on_capacity = self.resume_accepting
 
     # -- state ---------------------------------------------------------------------------
     def current_runtime(self) -> Runtime:
         assert self._runtime is not None, "service not started"
         return self._runtime
-
-    def user_snapshot(self) -> tuple:
-        return self.user.current() if self.user is not None else ()
-
-    def user_guard(self, identifier, data):  # type: ignore[no-untyped-def]
-        assert self.user is not None
-        return self.user.guard(identifier, data)
 
     def load(self) -> Config:
         """Load and validate the config; user identifiers are loaded first so routes may name them."""
@@ -71,6 +68,7 @@ class Service:
         config = self.load()
         self._runtime = Runtime.build(config)
         self.sync_listeners(config)
+        self.health.apply(config)  # pools: start backend checks
         assert self.user is not None
         self.user.start_watching()
         self.log_startup(config)
@@ -86,7 +84,7 @@ class Service:
             if key in self.servers:
                 continue
             sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
-            server = PassthruServer(sock, self.handler, listener.max_connections)
+            server = PassthruServer(sock, self.handler, key, listener.max_connections)
             server.address_text = str(listener.address)  # type: ignore[attr-defined]
             server.start()
             self.servers[key] = server
@@ -104,7 +102,7 @@ class Service:
             log.info("route %s: %s -> %s", route.name, match, ", ".join(str(t) for t in route.to))
         log.info("default: %s; on_timeout: %s", describe_target(config.default), describe_target(config.on_timeout))
         assert self._runtime is not None
-        names = [i.name for i in self._runtime.identifiers(self.user_snapshot())]
+        names = [i.name for i in self._runtime.identifiers(self.user)]
         log.info("identifiers: %s", ", ".join(names))
 
     def reload(self) -> bool:
@@ -119,6 +117,7 @@ class Service:
             log.error("reload rejected, cannot listen: %s", exc)
             return False
         self._runtime = Runtime.build(config)
+        self.health.apply(config)  # pools: keep, replace or stop backend checks
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
 
@@ -126,6 +125,7 @@ class Service:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
         for server in self.servers.values():
             server.close()
+        self.health.stop()  # pools: no more backend checks
         connections = self.handler.connections
         if not connections.wait_empty(drain):
             log.info("closing %d connections still open after %.1fs", len(connections), drain)

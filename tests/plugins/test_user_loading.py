@@ -15,6 +15,8 @@ from tests.plugins.helpers import source_of, version_of
 
 BROKEN = {
     "syntax error": ("NAME = 'demo'\n\ndef identify(data:\n    return None\n", 3, "SyntaxError"),
+    "return at top level": ("NAME = 'demo'\nreturn 5\n", 2, "SyntaxError: 'return' outside function"),
+    "null byte": ("NAME = 'demo'\x00\n", None, "null bytes"),
     "import error": ("import no_such_module_xyz\n\ndef identify(data):\n    return None\n", 1, "ModuleNotFoundError"),
     "exception at import": ("X = 1\nY = X / 0\n\ndef identify(data):\n    return None\n", 2, "ZeroDivisionError"),
     "sys.exit at import": ("import sys\nsys.exit(3)\n", 2, "SystemExit"),

@@ -199,3 +199,20 @@ def test_reloads_run_in_the_hub_thread_and_stop_ends_the_observer(watched, make_
     replace_atomically(path, source_of(3))
     gevent.sleep(0.4)
     assert version_of(users) == 2, "no reloads after stop()"
+
+
+def test_a_relative_directory_that_is_removed_and_recreated_is_followed(tmp_path, make_users, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    directory = Path("ids")
+    directory.mkdir()
+    (directory / "demo.py").write_text(source_of(1))
+    users = make_users(directory)
+    users.load_all()
+    users.start_watching()
+    gevent.sleep(0.05)
+    shutil.rmtree(directory)
+    wait_until(lambda: users.current() == (), timeout=1.0)
+    directory.mkdir()
+    gevent.sleep(0.3)  # the parent's watch sees the directory come back
+    replace_atomically(directory / "demo.py", source_of(2))
+    wait_until(lambda: version_of(users) == 2, timeout=1.0)
