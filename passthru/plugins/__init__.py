@@ -6,7 +6,6 @@ One module per job:
 * ``samples``     — run a file's ``SAMPLES`` (the gate before a version may serve);
 * ``timelimit``   — the ``SIGALRM`` deadline that interrupts a runaway call;
 * ``containment`` — the engine's guard: budgets, failure counting, disabling;
-* ``watcher``     — watchdog (OS thread) to the gevent hub, debounced, with a polling safety net;
 * ``store``       — :class:`UserIdentifiers`: which version of each file serves, and the swap.
 
 The server creates one :class:`UserIdentifiers`, calls ``load_all()`` then ``start_watching()``

@@ -31,7 +31,7 @@ from passthru.plugins.containment import ConnectionGuard, Containment
 from passthru.plugins.errors import IdentifierFailed, LoadError, located
 from passthru.plugins.loader import Loaded, Source, candidates, forget, load, read_source
 from passthru.plugins.samples import first_failure, run_samples, sample_text
-from passthru.plugins.watcher import DirectoryWatcher
+from passthru.watching import DirectoryWatcher
 
 ACTIVE, REJECTED, DISABLED = "active", "rejected", "disabled"
 
@@ -182,6 +182,8 @@ class UserIdentifiers:
                 debounce=self._debounce,
                 poll_interval=self._poll_interval,
                 log=self.log,
+                relevant=lambda name: name.endswith(".py"),
+                files=candidates,
             )
             self._watcher.start()
 

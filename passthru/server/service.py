@@ -8,6 +8,7 @@ new ones, never a mix; listeners are started or stopped to match the new ``liste
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import gevent
 from gevent.event import Event
 
-from passthru.bootstrap import load_with_identifiers
+from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
 from passthru.plugins import UserIdentifiers
 from passthru.server.acceptor import PassthruServer
@@ -23,6 +24,7 @@ from passthru.server.handler import ConnectionHandler
 from passthru.server.health import HealthMonitor
 from passthru.server.listener import listen_socket
 from passthru.server.runtime import Runtime, listener_key
+from passthru.watching import DirectoryWatcher
 
 log = logging.getLogger("passthru.server")
 
@@ -49,6 +51,8 @@ class Service:
         self._runtime: Runtime | None = None
         self.servers: dict[tuple, PassthruServer] = {}
         self.stopped = Event()
+        self._config_watcher: DirectoryWatcher | None = None
+        self._config_digest: str | None = None
         self.handler = ConnectionHandler(self.current_runtime, lambda: self.user, worker, log_format)
         self.health = HealthMonitor()  # backend checks of the current config (pools)
         self.handler.on_capacity = self.resume_accepting
@@ -71,6 +75,7 @@ class Service:
         self.health.apply(config)  # pools: start backend checks
         assert self.user is not None
         self.user.start_watching()
+        self.watch_config()
         self.log_startup(config)
 
     def sync_listeners(self, config: Config) -> None:
@@ -108,18 +113,61 @@ class Service:
     def reload(self) -> bool:
         """Validate the config file and swap it in; on any error keep serving the old one."""
         try:
+            self.follow_identifiers_dir()
             config = self.load()
-            self.sync_listeners(config)
         except ConfigErrors as errors:
             log.error("reload rejected, still serving the previous config:\n%s", errors)
             return False
+        previous, self._runtime = self._runtime, Runtime.build(config)
+        try:
+            self.sync_listeners(config)
         except OSError as exc:
-            log.error("reload rejected, cannot listen: %s", exc)
+            self._runtime = previous
+            log.error("reload rejected, cannot listen: %s; still serving the previous config", exc)
             return False
-        self._runtime = Runtime.build(config)
         self.health.apply(config)  # pools: keep, replace or stop backend checks
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
+
+    def follow_identifiers_dir(self) -> None:
+        """When the config moves ``identifiers_dir``, load and watch the new directory."""
+        directory = identifiers_dir_for(self.config_path)
+        if self.user is not None and self.user.directory == directory:
+            return
+        user = UserIdentifiers(directory)
+        user.load_all()
+        user.start_watching()
+        if self.user is not None:
+            self.user.stop()
+        self.user = user
+
+    def watch_config(self) -> None:
+        """Reload when the config file's content changes (editors' rename-over saves, in-place
+        writes, Kubernetes ``..data`` swaps), within a second; unchanged content is ignored."""
+        path = self.config_path.absolute()
+        self._config_digest = file_digest(path)
+        self._config_watcher = DirectoryWatcher(
+            path.parent,
+            self._config_file_changed,
+            log=log,
+            relevant=lambda name: name == path.name,
+            files=lambda _directory: [path],
+        )
+        self._config_watcher.start()
+
+    def _config_file_changed(self) -> None:
+        digest = file_digest(self.config_path)
+        if digest is None or digest == self._config_digest:
+            return  # gone for a moment (some editors) or the same bytes: nothing to do
+        self._config_digest = digest
+        self.reload()
+
+    def on_sighup(self) -> None:
+        """SIGHUP: re-read the config and rescan the identifiers, whatever changed."""
+        self._config_digest = file_digest(self.config_path)
+        if self.user is not None:
+            self.user.rescan()
+        self.reload()
 
     def stop(self, drain: float = DRAIN_SECONDS) -> None:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
@@ -133,6 +181,8 @@ class Service:
         connections.stop()
         if self.user is not None:
             self.user.stop()
+        if self._config_watcher is not None:
+            self._config_watcher.stop()
         self.stopped.set()
 
     def serve_forever(self) -> None:
@@ -140,12 +190,20 @@ class Service:
         self.start()
         gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
         gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
-        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(self.reload))
+        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(self.on_sighup))
         self.stopped.wait()
 
     def _on_stop_signal(self, name: str) -> None:
         log.info("%s received: stopping (drain up to %.0fs)", name, DRAIN_SECONDS)
         gevent.spawn(self.stop)
+
+
+def file_digest(path: Path) -> str | None:
+    """The sha256 of a file's content (following symlinks), or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def describe_target(route) -> str:  # type: ignore[no-untyped-def]

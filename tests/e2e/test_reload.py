@@ -117,7 +117,7 @@ def test_file_change_is_picked_up_within_a_second(started, backends) -> None:
 def test_invalid_config_is_rejected_and_the_old_one_keeps_serving(started, backends) -> None:
     write_atomically(started.config_path, config_text(started.port, "127.0.0.1:notaport"))
     log = started.wait_for_log("reload rejected")
-    assert f"{started.config_path}:9:9:" in log  # the same file:line:column message as `passthru check`
+    assert f"{started.config_path}:8:9:" in log  # the same file:line:column message as `passthru check`
     assert reaches(started.port, b"[old]")
     started.process.send_signal(signal.SIGHUP)
     time.sleep(0.3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from passthru.plugins import watcher as watcher_module
+from passthru import watching as watcher_module
 from tests.plugins.helpers import digest, source_of, version_of, wait_until
 
 

@@ -1,13 +1,16 @@
-"""Notice changes in the identifiers directory and report them, settled, in the gevent hub.
+"""Notice changes to files in a directory and report them, settled, in the gevent hub.
+
+Used for the user identifiers directory (``*.py`` files) and for the config file itself; the
+caller says which names matter (``relevant``) and which files make up the state (``files``).
 
 Threads: watchdog's observer reads inotify in an OS thread. That thread touches exactly one
 gevent object, an ``async_`` watcher, whose ``send()`` is the libev/libuv call made to be used
 from other threads; the hub then runs everything else (debounce, rescan, swap).
 
 What counts as a change: any create/modify/move/delete/close-after-write whose path (source or
-destination) is a ``*.py`` file, a ``..*`` entry (Kubernetes swaps ``..data``), or the directory
-itself. Opens and read-only closes are ignored (our own reads would otherwise wake us up). The
-event's details are not used: after a change the owner rescans the whole directory and compares
+destination) has a relevant name, a ``..*`` entry (Kubernetes swaps ``..data``), or the
+directory itself. Opens and read-only closes are ignored (our own reads would otherwise wake us
+up). The event's details are not used: after a change the owner rescans the whole directory and compares
 content hashes, which copes the same way with rename-over saves, truncate-then-write, many
 events per save and symlink swaps.
 
@@ -33,17 +36,16 @@ import gevent
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from passthru.plugins.loader import candidates
-
 RELEVANT_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
 
 
 class _Forward(FileSystemEventHandler):
     """Runs in the observer thread: filter, then wake the hub. Touches nothing else."""
 
-    def __init__(self, directory: str, wake: Callable[[], None]) -> None:
+    def __init__(self, directory: str, wake: Callable[[], None], relevant: Callable[[str], bool]) -> None:
         self._directory = directory
         self._wake = wake
+        self._relevant_name = relevant
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in RELEVANT_EVENTS:
@@ -54,7 +56,7 @@ class _Forward(FileSystemEventHandler):
 
     def _relevant(self, path: str) -> bool:
         name = os.path.basename(path)
-        return name.endswith(".py") or name.startswith("..") or path.rstrip("/") == self._directory
+        return self._relevant_name(name) or name.startswith("..") or path.rstrip("/") == self._directory
 
 
 class DirectoryWatcher:
@@ -69,6 +71,8 @@ class DirectoryWatcher:
         max_delay: float = 0.5,
         poll_interval: float = 2.0,
         log: logging.Logger,
+        relevant: Callable[[str], bool],
+        files: Callable[[Path], list[Path]],
     ) -> None:
         self.directory = Path(directory).absolute()  # watchdog reports absolute paths for absolute watches
         self.debounce = debounce
@@ -76,6 +80,8 @@ class DirectoryWatcher:
         self.poll_interval = poll_interval
         self._on_settled = on_settled
         self._log = log
+        self._relevant = relevant
+        self._files = files
         self._observer = None
         self._wakeup = None
         self._watched: tuple[str, int] | None = None
@@ -145,9 +151,9 @@ class DirectoryWatcher:
                 self.poke()
 
     def signature(self) -> tuple[tuple[str, int, int, int], ...]:
-        """What the identifier files look like to ``stat()`` (symlinks followed)."""
+        """What the watched files look like to ``stat()`` (symlinks followed)."""
         found = []
-        for path in candidates(self.directory):
+        for path in self._files(self.directory):
             try:
                 st = path.stat()
             except OSError:
@@ -165,7 +171,9 @@ class DirectoryWatcher:
             if key == self._watched:
                 return
             self._observer.unschedule_all()
-            self._observer.schedule(_Forward(str(self.directory), self._send), str(target), recursive=False)
+            self._observer.schedule(
+                _Forward(str(self.directory), self._send, self._relevant), str(target), recursive=False
+            )
             self._watched = key
         except OSError as exc:
             self._watched = None
