@@ -28,3 +28,5 @@ test: deps venv lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+include bench/Makefile.fragment

@@ -25,7 +25,7 @@ SSH_BANNER = b"SSH-2.0-passthru-bench\r\n"
 # -- 1. bulk throughput ---------------------------------------------------------------------------
 def throughput(address: Address, duration: float, target: Target) -> dict[str, float]:
     """One iperf3 stream for ``duration`` seconds; the receiver's bits per second, and the CPU
-    the proxy used meanwhile (percent of one core)."""
+    the proxy used meanwhile (percent of one core; where it can be counted)."""
     host, port = address
     cpu_before = cpu_seconds(target.pids())
     argv = ["iperf3", "-c", host, "-p", str(port), "-t", str(duration), "-J"]
@@ -39,8 +39,10 @@ def throughput(address: Address, duration: float, target: Target) -> dict[str, f
     cpu_after = cpu_seconds(target.pids())
     bps = report["end"]["sum_received"]["bits_per_second"]
     seconds = report["end"]["sum_received"].get("seconds") or duration
-    cpu = sum(cpu_after) - sum(cpu_before)
-    return {"gbps": bps / 1e9, "cpu_percent": 100 * cpu / seconds}
+    result = {"gbps": bps / 1e9}
+    if target.cpu_accounted and target.proc is not None:
+        result["cpu_percent"] = 100 * (sum(cpu_after) - sum(cpu_before)) / seconds
+    return result
 
 
 # -- 2. new connections per second ----------------------------------------------------------------
@@ -78,13 +80,15 @@ def connrate(
     non2xx = WRK_NON2XX.search(proc.stdout)
     total = WRK_TOTAL.search(proc.stdout)
     requests = int(total.group(1)) if total else 0
-    return {
+    result = {
         "rate": float(rate.group(1)),
         "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
         "requests": requests,
-        "user_us": 1e6 * user / requests if requests else 0.0,
-        "sys_us": 1e6 * system / requests if requests else 0.0,
     }
+    if target.cpu_accounted and target.proc is not None and requests:
+        result["user_us"] = 1e6 * user / requests
+        result["sys_us"] = 1e6 * system / requests
+    return result
 
 
 # -- 3. memory per idle established connection ----------------------------------------------------
@@ -160,10 +164,26 @@ def first_byte_ms(address: Address, timeout: float = 10.0) -> float:
     return elapsed
 
 
-def latency(address: Address, samples: int) -> dict[str, float]:
-    """p50/p99 of connect → request → first byte over ``samples`` sequential new connections."""
-    times = [first_byte_ms(address) for _ in range(samples)]
-    return {"p50": percentile(times, 50), "p99": percentile(times, 99), "samples": samples}
+def summarize(times: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(times, 50),
+        "p90": percentile(times, 90),
+        "p99": percentile(times, 99),
+        "samples": len(times),
+    }
+
+
+def latency(addresses: dict[str, Address], samples: int) -> dict[str, dict[str, float]]:
+    """p50/p90/p99 of connect → request → first byte over ``samples`` sequential new connections
+    per target. The targets take turns request by request (in an order that rotates), so a burst
+    of load from elsewhere on the machine falls on all of them alike."""
+    names = list(addresses)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(samples):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(first_byte_ms(addresses[name]))
+    return {name: summarize(t) for name, t in times.items()}
 
 
 # -- a check before measuring ---------------------------------------------------------------------

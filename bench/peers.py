@@ -143,6 +143,22 @@ def wait_until(condition: Callable[[], bool], timeout: float, step: float = 0.05
     return True
 
 
+def own_dir(workdir: Path, name: str) -> Path:
+    """A process's own directory (config, cwd). Logs live elsewhere (``log_path``): Passthru
+    watches its config's directory for identifier files, so a log written there would wake
+    that watcher on every line."""
+    path = workdir / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def log_path(workdir: Path, name: str) -> Path:
+    """Where a process's stdout and stderr go."""
+    path = workdir / "logs"
+    path.mkdir(exist_ok=True)
+    return path / f"{name}.log"
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -173,7 +189,7 @@ class Proc:
 
     name: str
     argv: list[str]
-    workdir: Path
+    workdir: Path  # the run's temp dir: the log goes to logs/, the process runs in its own subdir
     port: int
     listeners: int = 1  # listening sockets to wait for (SO_REUSEPORT workers each have one)
     env: dict[str, str] | None = None
@@ -182,7 +198,7 @@ class Proc:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
+        return log_path(self.workdir, self.name)
 
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait until it listens; raise BenchError with its log if it does not."""
@@ -192,7 +208,7 @@ class Proc:
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
                 self.argv,
-                cwd=self.workdir,
+                cwd=own_dir(self.workdir, self.name),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -282,18 +298,20 @@ class Backends:
         return cls(workdir, nginx_port, iperf_port, hold_port)
 
     def start(self) -> None:
-        d = self.workdir
+        d = own_dir(self.workdir, "backends")
         (d / "www").mkdir(exist_ok=True)
         (d / "www" / "index.html").write_bytes(PAGE)
         (d / "nginx-tmp").mkdir(exist_ok=True)
         conf = d / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=d, host=LOOPBACK, port=self.nginx_port, server_name=HOST))
+        nginx = ["nginx", "-p", str(d), "-e", str(d / "nginx-error.log"), "-c", str(conf)]
+        iperf = ["iperf3", "-s", "-B", LOOPBACK, "-p", str(self.iperf_port)]
+        hold = [sys.executable, str(HERE / "holdserver.py"), str(self.hold_port)]
+        w = self.workdir
         self.procs = [
-            Proc(
-                "nginx", ["nginx", "-p", str(d), "-e", str(d / "nginx-error.log"), "-c", str(conf)], d, self.nginx_port
-            ),
-            Proc("iperf3-server", ["iperf3", "-s", "-B", LOOPBACK, "-p", str(self.iperf_port)], d, self.iperf_port),
-            Proc("holdserver", [sys.executable, str(HERE / "holdserver.py"), str(self.hold_port)], d, self.hold_port),
+            Proc("nginx", nginx, w, self.nginx_port),
+            Proc("iperf3-server", iperf, w, self.iperf_port),
+            Proc("holdserver", hold, w, self.hold_port),
         ]
         for proc in self.procs:
             proc.start()
@@ -314,6 +332,7 @@ class Target:
     proc: Proc | None = None
     note: str = ""
     memory_connections: int | None = None  # a cap below the run's count, for this target only
+    cpu_accounted: bool = True  # False where /proc cannot add up the CPU (sslh-fork's children)
 
     def address(self, figure: str, backends: Backends) -> tuple[str, int]:
         """Where a client connects for ``figure``."""
@@ -369,7 +388,7 @@ global
     maxconn {maxconn}
 defaults
     mode tcp
-    timeout connect 5s
+{options}    timeout connect 5s
     timeout client 1h
     timeout server 1h
 frontend bench
@@ -417,9 +436,9 @@ on-timeout: "timeout";
 
 
 def haproxy_maxconn() -> int:
-    """A maxconn HAProxy can honour under our open-files limit (it needs two descriptors each)."""
+    """A maxconn HAProxy can honour under our open-files limit (two sockets each, and pipes with splice)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(1000, min(100_000, (soft - 200) // 2))
+    return max(1000, min(100_000, (soft - 200) // 3))
 
 
 def make_targets(
@@ -430,7 +449,7 @@ def make_targets(
     wanted: list[str] | None = None,
 ) -> list[Target]:
     """All targets (or those named in ``wanted``), configured but not started."""
-    names = ["direct", "passthru", "passthru-info", "haproxy", "sslh-select", "sslh-fork"]
+    names = ["direct", "passthru", "passthru-info", "haproxy", "haproxy-splice", "sslh-select", "sslh-fork"]
     names = [n for n in names if wanted is None or n in wanted]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     b = backends
@@ -441,7 +460,7 @@ def make_targets(
             targets.append(Direct(name, (THROUGHPUT, CONNRATE, LATENCY), note="straight to the backend"))
         elif name in ("passthru", "passthru-info"):
             level = "WARNING" if name == "passthru" else "INFO"
-            conf = workdir / f"{name}.yaml"
+            conf = own_dir(workdir, name) / "passthru.yaml"
             conf.write_text(
                 PASSTHRU_CONF.format(
                     host=LOOPBACK,
@@ -457,10 +476,12 @@ def make_targets(
             figures = FIGURES if name == "passthru" else (CONNRATE, LATENCY)
             note = f"{workers} workers, --log-level {level}"
             targets.append(Target(name, figures, port, proc, note))
-        elif name == "haproxy":
-            conf = workdir / "haproxy.cfg"
+        elif name in ("haproxy", "haproxy-splice"):
+            splice = name == "haproxy-splice"
+            conf = own_dir(workdir, name) / "haproxy.cfg"
             conf.write_text(
                 HAPROXY_CONF.format(
+                    options="    option splice-request\n    option splice-response\n" if splice else "",
                     host=LOOPBACK,
                     port=port,
                     workers=workers,
@@ -472,9 +493,15 @@ def make_targets(
                 )
             )
             proc = Proc(name, ["haproxy", "-db", "-f", str(conf)], workdir, port)
-            targets.append(Target(name, FIGURES, port, proc, f"mode tcp, nbthread {workers}"))
+            if splice:
+                note = (
+                    f"mode tcp, nbthread {workers}, option splice-request + splice-response (zero-copy like Passthru)"
+                )
+                targets.append(Target(name, (THROUGHPUT,), port, proc, note))
+            else:
+                targets.append(Target(name, FIGURES, port, proc, f"mode tcp, nbthread {workers}, default options"))
         else:  # sslh-select / sslh-fork
-            conf = workdir / f"{name}.cfg"
+            conf = own_dir(workdir, name) / "sslh.cfg"
             conf.write_text(
                 SSLH_CONF.format(
                     host=LOOPBACK,
@@ -489,7 +516,6 @@ def make_targets(
             proc = Proc(name, [binary, "-f", f"-F{conf}"], workdir, port)
             cap = SSLH_SELECT_MAX_CONNECTIONS if name == "sslh-select" else None
             note = "1 process, select(2)" if name == "sslh-select" else "one process per connection"
-            targets.append(
-                Target(name, FIGURES, port, proc, note + "; HTTP routed by protocol (sslh has no Host rule)", cap)
-            )
+            note += "; HTTP routed by protocol (sslh has no Host rule)"
+            targets.append(Target(name, FIGURES, port, proc, note, cap, cpu_accounted=name == "sslh-select"))
     return targets

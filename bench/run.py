@@ -35,6 +35,7 @@ from peers import (
     Backends,
     BenchError,
     Target,
+    log_path,
     make_targets,
     raise_nofile,
 )
@@ -42,7 +43,7 @@ from peers import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TOOLS = ("nginx", "haproxy", "iperf3", "wrk", "/usr/sbin/sslh", "/usr/sbin/sslh-select")
-ALL_TARGETS = ("direct", "passthru", "passthru-info", "haproxy", "sslh-select", "sslh-fork")
+ALL_TARGETS = ("direct", "passthru", "passthru-info", "haproxy", "haproxy-splice", "sslh-select", "sslh-fork")
 
 
 def default_passthru_cmd() -> str:
@@ -102,7 +103,7 @@ def resolve_command(command: str) -> list[str]:
     if not argv:
         raise BenchError("--passthru-cmd is empty")
     if "/" in argv[0]:
-        argv[0] = str(Path(argv[0]).resolve())
+        argv[0] = os.path.abspath(argv[0])  # not resolve(): a venv python must stay a symlink
     elif shutil.which(argv[0]) is None:
         raise BenchError(f"--passthru-cmd: {argv[0]!r} not found on PATH")
     return argv
@@ -124,18 +125,20 @@ def measure(figure: str, target: Target, backends: Backends, args: argparse.Name
     if figure == MEMORY:
         count = min(args.connections, target.memory_connections or args.connections)
         return figures.memory(target, address, count)
-    return figures.latency(address, args.samples)
+    raise ValueError(f"measure() does not do {figure}")
 
 
 def describe(figure: str, m: dict[str, float]) -> str:
     if figure == THROUGHPUT:
-        return f"{m['gbps']:.2f} Gbit/s, proxy CPU {m['cpu_percent']:.0f}%"
+        cpu = f", proxy CPU {m['cpu_percent']:.0f}%" if "cpu_percent" in m else ""
+        return f"{m['gbps']:.2f} Gbit/s{cpu}"
     if figure == CONNRATE:
+        cpu = f", proxy CPU {m['user_us']:.0f}+{m['sys_us']:.0f} us/conn (user+sys)" if "user_us" in m else ""
         errors = f", {m['errors']:.0f} errors" if m["errors"] else ""
-        return f"{m['rate']:.0f} conn/s, proxy CPU {m['user_us']:.0f}+{m['sys_us']:.0f} us/conn (user+sys){errors}"
+        return f"{m['rate']:.0f} conn/s{cpu}{errors}"
     if figure == MEMORY:
         return f"{m['rss_kib']:.1f} KiB RSS/conn, {m['pss_kib']:.1f} KiB PSS/conn over {m['connections']:.0f}"
-    return f"p50 {m['p50']:.3f} ms, p99 {m['p99']:.3f} ms"
+    return f"p50 {m['p50']:.3f} ms, p90 {m['p90']:.3f} ms, p99 {m['p99']:.3f} ms"
 
 
 def count_log_lines(path: Path, marker: str = " conn=") -> int:
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
     backends = Backends.create(workdir)
     targets = make_targets(workdir, backends, passthru_cmd, args.workers, args.target_names)
     results: report.Results = {}
-    args.notes = {t.name: t.note for t in targets}
+    args.notes = {t.name: t.note for t in targets if any(f in t.figures for f in args.figures)}
     try:
         backends.start()
         for target in targets:
@@ -165,15 +168,18 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
             for figure in args.figures:
                 eligible = [t for t in targets if figure in t.figures]
                 shift = rnd % len(eligible) if eligible else 0
-                for target in eligible[shift:] + eligible[:shift]:
-                    m = measure(figure, target, backends, args)
-                    results.setdefault(figure, {}).setdefault(target.name, {})[rnd] = m
-                    print(
-                        f"round {rnd + 1}/{args.rounds} {figure:10} {target.name:14} {describe(figure, m)}", flush=True
-                    )
+                eligible = eligible[shift:] + eligible[:shift]
+                if figure == LATENCY:  # one pass, the targets taking turns request by request
+                    addresses = {t.name: t.address(figure, backends) for t in eligible}
+                    measured = list(figures.latency(addresses, args.samples).items())
+                else:
+                    measured = [(t.name, measure(figure, t, backends, args)) for t in eligible]
+                for name, m in measured:
+                    results.setdefault(figure, {}).setdefault(name, {})[rnd] = m
+                    print(f"round {rnd + 1}/{args.rounds} {figure:10} {name:14} {describe(figure, m)}", flush=True)
         for name in ("passthru", "passthru-info"):
             if any(t.name == name for t in targets):
-                lines = count_log_lines(workdir / f"{name}.log")
+                lines = count_log_lines(log_path(workdir, name))
                 args.remarks.append(f"{name} wrote {lines} per-connection log lines")
     finally:
         for target in reversed(targets):
@@ -193,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args.remarks = []
     raise_nofile()
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started with SIGINT ignored
     workdir = Path(tempfile.mkdtemp(prefix="passthru-bench-"))
     started = time.monotonic()
     load_before = report.load_average()
