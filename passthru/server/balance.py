@@ -16,7 +16,8 @@ Each ranks a list of members (the route's UP backends, or its DOWN ones) best fi
   address and the backend as configured; the score ``weight / -ln(u)`` wins with probability
   proportional to the weight. The hash is not Python's ``hash()`` (salted per process), so every
   worker and every restart agrees; and when a backend goes down only the clients it served move
-  (each to its own second choice), the others keep theirs.
+  (each to its own second choice), the others keep theirs. An IPv4 client reaching an IPv6
+  listener (``::ffff:192.0.2.7``) hashes as ``192.0.2.7``, so it lands where it would on IPv4.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def rendezvous_score(client: str, member: Member) -> float:
 
 
 def source_hash(members: list[Member], client: str, pick: bool) -> list[Member]:
+    if client.startswith("::ffff:") and "." in client:  # an IPv4 client on an IPv6 listener
+        client = client[7:]
     return sorted(members, key=lambda m: -rendezvous_score(client, m))
 
 

@@ -235,8 +235,8 @@ class ConnectionHandler:
         user = self.user()
         identification = Identification(runtime.identifiers(user), guard=connection_guard(user))
         limit = runtime.config.limits.identify_bytes
-        data = initial[:limit]
-        if data:
+        data = initial  # all of it is forwarded, even beyond the limit (it was read already)
+        if data and len(data) < limit:
             decision = identification.feed(data)
             if decision.final:
                 return Prefix(data, decision, "identified" if decision.protocol else "no_match")

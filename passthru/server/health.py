@@ -20,6 +20,7 @@ ones start. ``stop()`` ends them all. Each worker process runs its own checks.
 
 from __future__ import annotations
 
+import enum
 import logging
 import socket
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ from gevent import socket as gsocket
 from passthru.config import Config, Endpoint, Route
 from passthru.config.model import HealthCheck
 from passthru.server.backends import BACKENDS, BackendKey, Backends, BackendState, backend_key
-from passthru.server.upstream import down_reason
+from passthru.server.upstream import LOCAL_ERRNOS, down_reason
 
 log = logging.getLogger("passthru.backends")
 
@@ -41,8 +42,18 @@ RECOVERY_INTERVAL = 2.0
 SHOWN_REPLY = 32
 
 
+class Skipped(enum.Enum):
+    """``Check.attempt``'s answer when a round says nothing about the backend."""
+
+    ROUND = "skipped"
+
+
+SKIPPED = Skipped.ROUND
+
+
 def probe(endpoint: Endpoint, spec: HealthCheck) -> str | None:
-    """One check: None when it passed, else why it failed (for the DOWN log line)."""
+    """One check: None when it passed, else why it failed (for the DOWN log line). Raises
+    OSError only when this process cannot even make a socket (EMFILE, ...)."""
     sock = gsocket.socket(endpoint.family, socket.SOCK_STREAM)
     timer = gevent.Timeout(spec.timeout)
     timer.start()
@@ -62,6 +73,8 @@ def probe(endpoint: Endpoint, spec: HealthCheck) -> str | None:
         what = "connect" if stage == "connect" else "reply" if stage == "reply" else "send"
         return f"{what} timed out after {spec.timeout:g}s"
     except OSError as exc:
+        if stage == "connect" and exc.errno in LOCAL_ERRNOS:
+            raise
         return down_reason(exc) if stage == "connect" else f"{stage} failed: {down_reason(exc)}"
     finally:
         timer.close()
@@ -115,16 +128,29 @@ class Check:
 
     def run(self) -> None:
         while True:
-            self.record(probe(self.endpoint, self.spec))
+            outcome = self.attempt()
+            if not isinstance(outcome, Skipped):
+                self.record(outcome)
             gevent.sleep(self.spec.interval)
 
     def run_recovery(self) -> None:
         while True:
             gevent.sleep(self.spec.interval)
-            if self.state.connect_error is None:
-                continue
-            if probe(self.endpoint, self.spec) is None:
+            if self.state.connect_error is not None and self.attempt() is None:
                 self.state.connect_succeeded(self.label, "a background connect succeeded")
+
+    def attempt(self) -> str | Skipped | None:
+        """``probe()``, except that a shortage of our own (EMFILE, ...) or a bug is no verdict
+        on the backend: that round is SKIPPED, and the check lives on."""
+        try:
+            return probe(self.endpoint, self.spec)
+        except OSError as exc:
+            if exc.errno not in LOCAL_ERRNOS:
+                raise
+            log.debug("check of %s skipped: %s", self.endpoint, exc)
+        except Exception:
+            log.exception("check of backend %s failed unexpectedly; it will run again", self.endpoint)
+        return SKIPPED
 
     def record(self, failure: str | None) -> None:
         """Count one result; tell the state when a streak reaches ``fall`` or ``rise``."""

@@ -18,6 +18,7 @@ from gevent.event import Event
 
 from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
+from passthru.connlog import CONNECTIONS
 from passthru.plugins import UserIdentifiers
 from passthru.server.acceptor import PassthruServer
 from passthru.server.handler import ConnectionHandler
@@ -183,6 +184,7 @@ class Service:
             self.user.stop()
         if self._config_watcher is not None:
             self._config_watcher.stop()
+        CONNECTIONS.flush()
         self.stopped.set()
 
     def serve_forever(self) -> None:

@@ -67,7 +67,7 @@ def test_connection_rate_per_source(passthru) -> None:
         assert results == [True, True, True, False, False]
         time.sleep(0.7)  # 3/s refills one token every 1/3 s
         assert served(proc.port)
-        assert "end=rate_per_source" in proc.logs()
+        proc.wait_for_log("end=rate_per_source")
 
 
 def test_max_identifying_per_source_bounds_silent_clients(passthru) -> None:
@@ -86,7 +86,8 @@ def test_max_identifying_per_source_bounds_silent_clients(passthru) -> None:
             sock.close()
         time.sleep(0.3)
         relayed(proc.port).close()
-        ends = re.findall(r"end=(\S+)$", proc.logs(), re.MULTILINE)
+        proc.wait_for_log("end=limit_identifying\n")
+        ends = re.findall(r"end=(\S+)$", proc.wait_for_log("end=limit_identifying_per_source"), re.MULTILINE)
         assert {"limit_identifying_per_source", "limit_identifying"} <= set(ends)
 
 

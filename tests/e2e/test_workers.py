@@ -41,6 +41,9 @@ routes:
             assert sorted(pids) == [0, 1]
             for _ in range(40):
                 assert exchange(port, BANNER) == b"[ssh]" + BANNER
+            deadline = time.monotonic() + 5  # connection lines are written in batches
+            while len(re.findall(r"conn=\d+-\d+ ", proc.logs())) < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
             served_by = set(re.findall(r"conn=(\d+)-\d+ ", proc.logs()))
             assert served_by == {"0", "1"}, "both workers accept connections"
 
