@@ -18,7 +18,7 @@ An identifier that raises is treated as "no match" for that connection and repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from passthru.identify.base import Fields, Identifier, check_verdict
@@ -67,17 +67,35 @@ def ordered(identifiers: Iterable[Identifier]) -> list[Identifier]:
     return sorted(identifiers, key=lambda i: (i.precedence, i.name))
 
 
+class Ordering:
+    """``ordered()`` of the last identifier set seen, reused while that set stays the same
+    object (the server asks once per connection; the set changes only on reloads)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Sequence[Identifier], list[Identifier]] | None = None
+
+    def __call__(self, identifiers: Sequence[Identifier]) -> list[Identifier]:
+        last = self._last
+        if last is not None and last[0] is identifiers:
+            return last[1]
+        result = ordered(identifiers)
+        self._last = (identifiers, result)
+        return result
+
+
 @dataclass
 class Identification:
     """Per-connection identification state: feed it the growing prefix, read the decision."""
 
-    identifiers: list[Identifier]
+    identifiers: Sequence[Identifier]
     guard: Guard = call_plain
+    presorted: bool = False  # ``identifiers`` is already in ``ordered()`` order
     answers: list[Answer] = field(init=False)
     errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.answers = [Answer(i) for i in ordered(self.identifiers)]
+        order = self.identifiers if self.presorted else ordered(self.identifiers)
+        self.answers = [Answer(i) for i in order]
 
     def feed(self, data: bytes, final: bool = False) -> Decision:
         """Re-run the identifiers that could still change their mind on ``data``."""

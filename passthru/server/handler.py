@@ -21,7 +21,7 @@ from gevent import socket as gsocket
 from passthru import proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
-from passthru.identify.engine import Decision, Identification
+from passthru.identify.engine import Decision, Identification, Ordering
 from passthru.plugins import UserIdentifiers
 from passthru.server.admission import Admission
 from passthru.server.connections import Connections
@@ -95,6 +95,7 @@ class ConnectionHandler:
         self.worker = worker
         self.connections = Connections()
         self.admission = Admission()
+        self.ordering = Ordering()
         #: Called after each close so listeners paused at ``max_connections`` resume.
         self.on_capacity: Callable[[], None] = lambda: None
         #: Client sockets now owned by a relay: the accept loop must not close them when the
@@ -233,7 +234,8 @@ class ConnectionHandler:
         """Read until the identifiers decide, the byte limit, the identify timeout, or EOF.
         ``initial`` holds client bytes already read (those that came after a PROXY header)."""
         user = self.user()
-        identification = Identification(runtime.identifiers(user), guard=connection_guard(user))
+        identifiers = self.ordering(runtime.identifiers(user))
+        identification = Identification(identifiers, guard=connection_guard(user), presorted=True)
         limit = runtime.config.limits.identify_bytes
         data = initial  # all of it is forwarded, even beyond the limit (it was read already)
         if data and len(data) < limit:

@@ -1,0 +1,68 @@
+"""The multiprocess directory: one set of mmap files per process, summed when scraped.
+
+prometheus-client's multiprocess mode lets N forked workers each write their own files while
+one reader adds them up. This module owns that directory's life: create a fresh one (stale
+files from an earlier run would be summed too), point ``PROMETHEUS_MULTIPROC_DIR`` at it before
+any worker is forked, forget a dead worker's live gauges, read the totals, and delete it at exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, multiprocess, values
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class MultiprocessDirectory:
+    """A fresh directory, enabled for prometheus-client in this process and its forked children."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            self.path = Path(tempfile.mkdtemp(prefix="passthru-metrics-"))
+            self.owned = True
+        else:
+            self.path = Path(path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.glob("*.db"):
+                stale.unlink()
+            self.owned = False
+        self._previous_env = os.environ.get(ENV)
+        self._previous_value_class = values.ValueClass
+        os.environ[ENV] = str(self.path)
+        # prometheus-client picks its value class when it is first imported; Passthru may have
+        # been imported before this directory existed, so switch it explicitly (fork-safe: a
+        # child notices its new pid and opens its own files).
+        values.ValueClass = values.MultiProcessValue()
+
+    def registry(self) -> CollectorRegistry:
+        """A registry that, when collected, sums every process's files."""
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.path))
+        return registry
+
+    def gauge_total(self, name: str) -> float:
+        """The aggregated value of one unlabelled gauge (0 when no process has written it)."""
+        for family in multiprocess.MultiProcessCollector(None, path=str(self.path)).collect():
+            if family.name == name:
+                return sum(sample.value for sample in family.samples)
+        return 0.0
+
+    def process_exited(self, pid: int) -> None:
+        """Drop a dead process's live gauges; its counters stay, so totals never go back."""
+        multiprocess.mark_process_dead(pid, path=str(self.path))
+
+    def close(self) -> None:
+        """Close this process's files, restore the environment and delete a directory we made."""
+        values.close_all_multiprocess_files()
+        values.ValueClass = self._previous_value_class
+        if self._previous_env is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = self._previous_env
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
