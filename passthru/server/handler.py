@@ -12,10 +12,11 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+import gevent
 from gevent import socket as gsocket
 
 from passthru import proxyproto
@@ -60,6 +61,9 @@ class Connection:
     upstream: gsocket.socket | None = None
     balancer: Balancer | None = None
     endpoint: Endpoint | None = None
+    route: Route | None = None
+    prefix: bytes = b""  # what was read before routing: sent first to whichever backend takes it
+    tried: set[Endpoint] = field(default_factory=set)
     prefix_bytes: int = 0
     relayed: bool = False  # handed to a Relay, which closes and logs it when it ends
 
@@ -171,39 +175,75 @@ class ConnectionHandler:
             reject(client)
             return
         record.route = route.name
+        connection.route, connection.prefix = route, prefix.data
+        self.forward(connection)
+
+    def forward(self, connection: Connection) -> bool:
+        """Dial the route's next untried backend, send the PROXY header and the prefix, and hand
+        the sockets to a relay; False when that failed (recorded; the caller closes)."""
+        client, record, runtime, route = connection.client, connection.record, connection.runtime, connection.route
+        assert route is not None
+        balancer = runtime.balancer(route)
         try:
-            balancer = runtime.balancer(route)
-            upstream, endpoint = dial_any(balancer, connection.source, runtime.config.timeouts.connect)
+            upstream, endpoint = dial_any(
+                balancer, connection.source, runtime.config.timeouts.connect, exclude=connection.tried
+            )
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
             record.error = str(exc)
             log.warning("conn=%s route=%s no backend reachable: %s", record.id, route.name, exc)
             reject(client)
-            return
-        connection.upstream = upstream
-        connection.balancer, connection.endpoint = balancer, endpoint
+            return False
+        connection.upstream, connection.balancer, connection.endpoint = upstream, balancer, endpoint
+        connection.tried.add(endpoint)
         record.upstream = str(endpoint)
-        if route.proxy_protocol is not None:
-            header = proxyproto.header_for(route.proxy_protocol, connection.client_address, connection.destination)
-            try:
-                upstream.sendall(header)  # first, even with no prefix: server-speaks-first backends need it
-            except OSError as exc:
-                record.ended = "upstream_reset"
-                record.error = f"sending the PROXY header: {exc}"
-                return
-        if prefix.data:
-            try:
-                upstream.sendall(prefix.data)
-            except OSError as exc:
-                record.ended = "upstream_reset"
-                record.error = f"sending the prefix: {exc}"
-                return
-            connection.prefix_bytes = len(prefix.data)
+        first = b""
+        if route.proxy_protocol is not None:  # first, even with no prefix: server-speaks-first backends need it
+            first = proxyproto.header_for(route.proxy_protocol, connection.client_address, connection.destination)
+        try:
+            upstream.sendall(first + connection.prefix)
+        except OSError as exc:
+            record.ended = "upstream_reset"
+            record.error = f"sending the first bytes: {exc}"
+            return False
+        connection.prefix_bytes = len(connection.prefix)
         connection.relayed = True
         self.handed_over.add(client)
-        relay = Relay(client, upstream, runtime.config.timeouts.idle, partial(self.relay_done, connection))
+        retry = partial(self.upstream_failed_early, connection) if len(route.to) > len(connection.tried) else None
+        relay = Relay(client, upstream, runtime.config.timeouts.idle, partial(self.relay_done, connection), retry)
         self.connections.add_relay(relay)
         relay.start()
+        return True
+
+    def upstream_failed_early(self, connection: Connection, relay: Relay, reason: str) -> bool:
+        """The backend accepted, then closed or reset before answering, and the client has sent
+        nothing beyond the prefix: mark it down and take the client to the next backend (the
+        prefix is replayed; the client notices nothing but the delay). In the hub: no blocking."""
+        assert connection.balancer is not None and connection.endpoint is not None
+        log.warning("conn=%s backend %s %s; trying the next one", connection.record.id, connection.endpoint, reason)
+        connection.balancer.failed(connection.endpoint, reason)
+        self.connections.remove_relay(relay)
+        gevent.spawn(self.redial, connection)
+        return True
+
+    def redial(self, connection: Connection) -> None:
+        """In its own greenlet: drop the failed backend, forward to the next one, or close."""
+        assert connection.upstream is not None and connection.balancer is not None and connection.endpoint is not None
+        connection.upstream.close()
+        connection.balancer.release(connection.endpoint)
+        connection.upstream = connection.balancer = connection.endpoint = None
+        connection.relayed = False
+        try:
+            forwarded = self.forward(connection)
+        except Exception as exc:  # never leave the client hanging
+            connection.record.ended = "error"
+            connection.record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("conn=%s unexpected error", connection.record.id)
+            forwarded = False
+        if not forwarded:
+            self.handed_over.discard(connection.client)
+            connection.relayed = False
+            self.close(connection)
 
     def relay_done(self, connection: Connection, relay: Relay, result: RelayResult) -> None:
         """Called by the relay (in the hub) when it ends: account, close, log."""

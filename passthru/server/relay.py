@@ -32,6 +32,7 @@ CHUNK = 64 * 1024
 TURN_BUDGET = 1024 * 1024
 LINGER_RESET = struct.pack("ii", 1, 0)
 READ, WRITE = 1, 2
+EOF_HELD = 3  # the source ended, and the direction was asked to hold that back (see Relay)
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 #: ``PASSTHRU_RELAY=copy`` forces the portable copy path (tests run the relay both ways).
 USE_SPLICE = hasattr(os, "splice") and os.environ.get("PASSTHRU_RELAY", "splice") != "copy"
@@ -62,6 +63,7 @@ class Direction:
     moved: int = 0
     done: bool = False
     eof: bool = False
+    hold_eof: bool = False  # report the source's end instead of half-closing the destination
     pipe: tuple[int, int] | None = None
     in_pipe: int = 0
     buffer: bytearray | None = None
@@ -82,6 +84,8 @@ class Direction:
                 budget -= written
                 continue
             if self.eof:
+                if self.hold_eof:
+                    return EOF_HELD
                 self.finish()
                 return 0
             got = self.read_some()
@@ -189,6 +193,7 @@ class Relay:
         upstream: gsocket.socket,
         idle: float,
         on_done: Callable[[Relay, RelayResult], None],
+        on_early_failure: Callable[[Relay, str], bool] | None = None,
     ) -> None:
         self.client = client
         self.upstream = upstream
@@ -200,6 +205,10 @@ class Relay:
         self.down.read_watcher, self.down.write_watcher = upstream._read_event, client._write_event
         self.last_activity = time.monotonic()
         self.ended: str | None = None
+        #: Asked when the upstream fails before answering anything and before the client sent
+        #: more than the prefix; returning True means the caller takes the client elsewhere.
+        self.on_early_failure = on_early_failure
+        self.down.hold_eof = on_early_failure is not None
 
     def start(self) -> None:
         self.pump(self.up)
@@ -213,6 +222,8 @@ class Relay:
         try:
             need = direction.step()
         except PeerReset as failure:
+            if failure.side == "upstream" and self.hand_back(f"reset the connection ({failure.reason})"):
+                return
             self.finish(f"{failure.side}_reset", reset_side=self.upstream if failure.side == "client" else self.client)
             return
         except Exception as exc:  # never let a callback error escape into the hub
@@ -220,6 +231,12 @@ class Relay:
             return
         if direction.moved != before:
             self.last_activity = time.monotonic()
+        if need == EOF_HELD:
+            direction.hold_eof = False
+            if self.hand_back("closed the connection before answering"):
+                return
+            direction.finish()
+            need = 0
         read, write = direction.read_watcher, direction.write_watcher
         if need == READ:
             write.stop()
@@ -237,18 +254,33 @@ class Relay:
             elif self.up.done and self.down.done:
                 self.finish("closed")
 
+    def hand_back(self, reason: str) -> bool:
+        """The upstream failed early: if nothing came back and the client sent nothing beyond
+        the prefix, offer the client to ``on_early_failure`` (which may try another backend:
+        the client would notice nothing). True when it was taken: this relay is then over."""
+        if self.on_early_failure is None or self.down.moved or self.up.moved or self.up.has_pending():
+            return False
+        if not self.on_early_failure(self, reason):
+            return False
+        self.stop("handed_back")
+        return True
+
     def finish(self, ended: str, reset_side: gsocket.socket | None = None) -> None:
         """End the relay (idempotent): stop watching, free pipes, report to ``on_done``."""
         if self.ended is not None:
             return
+        self.stop(ended)
+        if reset_side is not None:
+            reset(reset_side)
+        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended))
+
+    def stop(self, ended: str) -> None:
+        """Stop watching and free pipes and buffers; the sockets stay open."""
         self.ended = ended
         for direction in (self.up, self.down):
             direction.read_watcher.stop()
             direction.write_watcher.stop()
             direction.discard()
-        if reset_side is not None:
-            reset(reset_side)
-        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended))
 
 
 def shutdown_write(sock: gsocket.socket) -> None:

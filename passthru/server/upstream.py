@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from gevent import socket as gsocket
 
@@ -103,11 +103,15 @@ def dial_any(
     client_host: str,
     timeout: float,
     on_failure: Callable[[Endpoint, OSError], None] | None = None,
+    exclude: Collection[Endpoint] = (),
 ) -> tuple[gsocket.socket, Endpoint]:
     """Try the route's backends in balance order; the first that accepts wins. ``on_failure``
-    hears of every failed attempt (for metrics), also those a later backend made good."""
+    hears of every failed attempt (for metrics), also those a later backend made good.
+    ``exclude``: backends this connection already tried (one that failed after accepting)."""
     attempts: list[tuple[Endpoint, str]] = []
     for endpoint in balancer.order(client_host):
+        if endpoint in exclude:
+            continue
         try:
             sock = dial(endpoint, timeout)
         except OSError as exc:

@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port, recv_all
 
@@ -208,3 +210,60 @@ routes:
         assert exchange(proc.port, b"HELLO eve\r\n") == b""  # matched, but no route: rejected
         log = proc.wait_for_log('fields={"who":"eve"}')
         assert "protocol=hello" in log
+
+
+class _Slammer:
+    """A backend that accepts and at once closes (or resets) without sending a byte."""
+
+    def __init__(self, reset: bool) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        self.reset = reset
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.reset:
+                conn.recv(10)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closes", "resets"])
+def test_backend_failing_before_answering_is_replaced_by_the_next(passthru, reset: bool) -> None:
+    """Accept-then-close/reset before a byte came back: the prefix is replayed to the next
+    backend of the pool and the client notices nothing."""
+    bad = _Slammer(reset)
+    with TagServer("good") as good:
+        proc = passthru(
+            f"""routes:
+  - name: pool
+    match: {{protocol: ssh}}
+    to: [{bad.address}, {good.address}]
+    balance: first
+"""
+        )
+        banner = b"SSH-2.0-early-failure\r\n"
+        assert exchange(proc.port, banner) == b"[good]" + banner
+        assert bad.accepted == 1
+        assert good.received == [banner]
+        log = proc.wait_for_log(f"upstream={good.address}")
+        assert f"backend {bad.address}" in log and "trying the next one" in log
+        # marked down: the next connection goes straight to the good one
+        assert exchange(proc.port, banner) == b"[good]" + banner
+        assert bad.accepted == 1
+    bad.sock.close()
+
+
+def test_single_backend_failing_early_ends_the_connection_cleanly(passthru) -> None:
+    bad = _Slammer(reset=False)
+    proc = passthru(f"routes:\n  - name: one\n    match: {{protocol: ssh}}\n    to: {bad.address}\n")
+    assert exchange(proc.port, b"SSH-2.0-x\r\n") == b""
+    assert "end=closed" in proc.wait_for_log("route=one")
+    bad.sock.close()
