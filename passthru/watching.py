@@ -150,15 +150,16 @@ class DirectoryWatcher:
                 self._signature = signature
                 self.poke()
 
-    def signature(self) -> tuple[tuple[str, int, int, int], ...]:
-        """What the watched files look like to ``stat()`` (symlinks followed)."""
+    def signature(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """What the watched files look like to ``stat()`` (symlinks followed); the mode too, so a
+        ``chmod`` that makes a refused identifier file acceptable (StrictModes) is noticed."""
         found = []
         for path in self._files(self.directory):
             try:
                 st = path.stat()
             except OSError:
                 continue
-            found.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+            found.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode))
         return tuple(found)
 
     def _ensure_watch(self) -> None:

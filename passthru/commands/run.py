@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
@@ -31,6 +32,7 @@ def setup_logging(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from passthru.admin import observability
     from passthru.server.rlimits import raise_open_files_limit
     from passthru.server.workers import Supervisor
 
@@ -41,10 +43,16 @@ def run(args: argparse.Namespace) -> int:
         print(errors, file=sys.stderr)
         return 1
     raise_open_files_limit()
-    if config.workers <= 1:
-        return serve(args, user, worker=0, reuse_port=False)
-    log.info("starting %d workers sharing each listen port (SO_REUSEPORT)", config.workers)
-    return Supervisor(config.workers, lambda index: serve(args, user, worker=index, reuse_port=True)).run()
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(observability(config.admin))  # before forking: workers inherit it
+        except OSError as exc:
+            log.error("cannot serve the admin endpoint on %s: %s", config.admin, exc)
+            return 1
+        if config.workers <= 1:
+            return serve(args, user, worker=0, reuse_port=False)
+        log.info("starting %d workers sharing each listen port (SO_REUSEPORT)", config.workers)
+        return Supervisor(config.workers, lambda index: serve(args, user, worker=index, reuse_port=True)).run()
 
 
 def serve(args: argparse.Namespace, user: UserIdentifiers, worker: int, reuse_port: bool) -> int:

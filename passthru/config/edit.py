@@ -30,6 +30,7 @@ from passthru.config.layout import (
 )
 from passthru.config.nodeedit import INDENT_STEP, add_key, remove_key, replace_value, splice
 from passthru.config.render import block, inline, is_collection
+from passthru.config.routes import ROUTE_KEYS
 
 __all__ = [
     "ROUTE_KEYS",
@@ -43,7 +44,6 @@ __all__ = [
     "set_route",
 ]
 
-ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol")
 
 
 @dataclass(frozen=True)

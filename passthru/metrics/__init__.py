@@ -29,8 +29,9 @@ from passthru.metrics.files import MultiprocessDirectory
 
 log = logging.getLogger("passthru.metrics")
 
-#: ``upstream_failed`` reasons; anything else is counted as ``error``.
-UPSTREAM_REASONS = frozenset({"refused", "timeout", "unreachable", "reset", "error"})
+#: ``upstream_failed`` reasons (``closed``: accepted, then closed before answering); anything
+#: else is counted as ``error``.
+UPSTREAM_REASONS = frozenset({"refused", "timeout", "unreachable", "reset", "closed", "error"})
 #: Route / protocol label values for a connection that had none.
 NO_ROUTE = "none"
 NO_PROTOCOL = "unknown"
@@ -154,8 +155,9 @@ def connection_closed(record: ConnectionRecord) -> None:
 
 @_hook
 def upstream_failed(route: str, backend: str, reason: str) -> None:
-    """One connect to ``backend`` (its configured address) failed; ``reason`` from
-    ``failure_reason()`` or one of ``UPSTREAM_REASONS``."""
+    """One attempt to reach ``backend`` (its configured address) failed: the connect, or the
+    backend dropped the connection before answering. ``reason`` from ``failure_reason()`` or
+    one of ``UPSTREAM_REASONS``."""
     if (m := _recorder()) is not None:
         m.upstream_failures.labels(route, backend, reason if reason in UPSTREAM_REASONS else "error").inc()
 

@@ -79,7 +79,7 @@ class Metrics:
         )
         self.upstream_failures = Counter(
             "passthru_upstream_connect_failures",
-            "Failed connects to a backend (each attempt; the next backend of the route may then succeed).",
+            "Failed attempts to reach a backend (connect failed, or closed before answering); the next may succeed.",
             ["route", "backend", "reason"],
             registry=None,
         )

@@ -19,7 +19,7 @@ from typing import Protocol
 import gevent
 from gevent import socket as gsocket
 
-from passthru import proxyproto
+from passthru import metrics, proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.engine import Decision, Identification, Ordering
@@ -116,6 +116,7 @@ class ConnectionHandler:
         connection = Connection(
             client, record, runtime, time.monotonic(), address[:2], client.getsockname()[:2], server
         )
+        metrics.connection_opened()
         server.open += 1
         self.connections.begin_identifying()
         try:
@@ -135,6 +136,7 @@ class ConnectionHandler:
         refused = self.admission.admit(limits, connection.source, self.connections.identifying - 1)
         if refused is not None:
             connection.record.ended = refused
+            metrics.limit_hit(refused)
             return False
         connection.admitted = True
         return True
@@ -166,6 +168,10 @@ class ConnectionHandler:
             prefix = Prefix(initial, Decision(None, {}, None), "catch_all")
         else:
             prefix = self.read_prefix(client, runtime, deadline, initial)
+            if prefix.stopped == "timeout":
+                metrics.identify_timeout(len(prefix.data))
+            elif prefix.data:
+                metrics.identified(time.monotonic() - connection.started)
         self.leave_identification(connection)
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
@@ -186,7 +192,13 @@ class ConnectionHandler:
         balancer = runtime.balancer(route)
         try:
             upstream, endpoint = dial_any(
-                balancer, connection.source, runtime.config.timeouts.connect, exclude=connection.tried
+                balancer,
+                connection.source,
+                runtime.config.timeouts.connect,
+                on_failure=lambda backend, exc: metrics.upstream_failed(
+                    route.name, str(backend), metrics.failure_reason(exc)
+                ),
+                exclude=connection.tried,
             )
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
@@ -222,6 +234,9 @@ class ConnectionHandler:
         assert connection.balancer is not None and connection.endpoint is not None
         log.warning("conn=%s backend %s %s; trying the next one", connection.record.id, connection.endpoint, reason)
         connection.balancer.failed(connection.endpoint, reason)
+        metrics.upstream_failed(
+            connection.route.name if connection.route else "none", str(connection.endpoint), "reset"
+        )
         self.connections.remove_relay(relay)
         gevent.spawn(self.redial, connection)
         return True
@@ -269,6 +284,7 @@ class ConnectionHandler:
         record = connection.record
         record.duration = time.monotonic() - connection.started
         emit(record, self.log_format or connection.runtime.config.log_format)
+        metrics.connection_closed(record)
 
     def read_prefix(self, client: gsocket.socket, runtime: Runtime, deadline: float, initial: bytes = b"") -> Prefix:
         """Read until the identifiers decide, the byte limit, the identify timeout, or EOF.
@@ -343,7 +359,10 @@ class ConnectionHandler:
             return config.on_timeout if prefix.stopped == "timeout" else None
         decision = prefix.decision
         route = runtime.router.route(decision.protocol, decision.fields)
-        return route if route is not None else config.default
+        if route is None:
+            metrics.unmatched(decision.protocol)
+            return config.default
+        return route
 
 
 #: One read buffer for all prefix reads of this process: a read and the copy out of it happen

@@ -70,8 +70,7 @@ def probe(endpoint: Endpoint, spec: HealthCheck) -> str | None:
     except gevent.Timeout as exc:
         if exc is not timer:
             raise
-        what = "connect" if stage == "connect" else "reply" if stage == "reply" else "send"
-        return f"{what} timed out after {spec.timeout:g}s"
+        return f"{stage} timed out after {spec.timeout:g}s"
     except OSError as exc:
         if stage == "connect" and exc.errno in LOCAL_ERRNOS:
             raise

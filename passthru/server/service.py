@@ -16,6 +16,7 @@ from pathlib import Path
 import gevent
 from gevent.event import Event
 
+from passthru import metrics
 from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
 from passthru.connlog import CONNECTIONS
@@ -78,6 +79,7 @@ class Service:
         self.user.start_watching()
         self.watch_config()
         self.log_startup(config)
+        metrics.started()
 
     def sync_listeners(self, config: Config) -> None:
         """Start listeners the config names and we lack; stop those it no longer names."""
@@ -118,6 +120,7 @@ class Service:
             config = self.load()
         except ConfigErrors as errors:
             log.error("reload rejected, still serving the previous config:\n%s", errors)
+            metrics.reload(False)
             return False
         previous, self._runtime = self._runtime, Runtime.build(config)
         try:
@@ -125,8 +128,10 @@ class Service:
         except OSError as exc:
             self._runtime = previous
             log.error("reload rejected, cannot listen: %s; still serving the previous config", exc)
+            metrics.reload(False)
             return False
         self.health.apply(config)  # pools: keep, replace or stop backend checks
+        metrics.reload(True)
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
 
@@ -172,6 +177,7 @@ class Service:
 
     def stop(self, drain: float = DRAIN_SECONDS) -> None:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
+        metrics.draining()
         for server in self.servers.values():
             server.close()
         self.health.stop()  # pools: no more backend checks

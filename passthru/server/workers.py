@@ -15,6 +15,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from passthru import metrics
+
 log = logging.getLogger("passthru.workers")
 
 RESTART_BACKOFF = 1.0
@@ -82,6 +84,7 @@ class Supervisor:
             index = self.children.pop(pid, None)
             if index is None:
                 continue
+            metrics.worker_exited(pid)
             how = describe_status(status)
             if self.stopping:
                 log.info("worker %d (pid %d) %s", index, pid, how)

@@ -19,6 +19,13 @@ SIZE = 100 * 1024 * 1024
 HTTP_PREFIX = b"POST /upload HTTP/1.1\r\nHost: bulk.example\r\nContent-Length: 104857600\r\n\r\n"
 
 
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size and (chunk := sock.recv(size - len(data))):
+        data += chunk
+    return data
+
+
 def route_all_http_to(address: str) -> str:
     return f"""routes:
   - name: bulk
@@ -124,12 +131,13 @@ def test_traffic_keeps_a_connection_alive_past_idle_timeout(passthru) -> None:
     with TagServer("echo") as backend:
         proc = passthru(route_all_http_to(backend.address), idle_timeout="400ms")
         with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: bulk.example\r\n\r\n")
-            assert sock.recv(100).startswith(b"[echo]")
+            request = b"GET / HTTP/1.1\r\nHost: bulk.example\r\n\r\n"
+            sock.sendall(request)
+            assert read_exactly(sock, 6 + len(request)) == b"[echo]" + request
             for i in range(8):  # 1.2 s in total, never 400 ms apart
                 time.sleep(0.15)
                 sock.sendall(b"ping%d" % i)
-                assert sock.recv(100) == b"ping%d" % i
+                assert read_exactly(sock, 5) == b"ping%d" % i
             sock.shutdown(socket.SHUT_WR)
             assert recv_all(sock) == b""
         assert "end=closed" in proc.wait_for_log("route=bulk")
