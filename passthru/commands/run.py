@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 
 from passthru.bootstrap import load_with_identifiers
 from passthru.cli import add_config_option
-from passthru.config import ConfigErrors
+from passthru.config import Config, ConfigErrors
 from passthru.plugins import UserIdentifiers
+from passthru.server.privileges import resolve
 
 log = logging.getLogger("passthru")
 
@@ -49,10 +51,22 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             log.error("cannot serve the admin endpoint on %s: %s", config.admin, exc)
             return 1
+        hand_over_metrics(config)
         if config.workers <= 1:
             return serve(args, user, worker=0, reuse_port=False)
         log.info("starting %d workers sharing each listen port (SO_REUSEPORT)", config.workers)
         return Supervisor(config.workers, lambda index: serve(args, user, worker=index, reuse_port=True)).run()
+
+
+def hand_over_metrics(config: Config) -> None:
+    """With ``user:``, serving processes drop root: give them the metrics directory first."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    ids = resolve(config.user, config.group)
+    if directory is None or ids is None or os.geteuid() != 0:
+        return
+    os.chown(directory, *ids)
+    for entry in os.scandir(directory):
+        os.chown(entry.path, *ids)
 
 
 def serve(args: argparse.Namespace, user: UserIdentifiers, worker: int, reuse_port: bool) -> int:

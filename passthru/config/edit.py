@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class RouteList:
     """The ``routes`` block sequence as it sits in the text."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grp
+import pwd
 from collections.abc import Collection
 from pathlib import Path
 
@@ -26,6 +28,8 @@ TOP_KEYS = (
     "workers",
     "admin",
     "log_format",
+    "user",
+    "group",
 )
 REQUIRED_TOP = {"listen": "e.g. listen: 0.0.0.0:8443", "routes": "a list of routes, e.g. routes: [] "}
 
@@ -82,4 +86,6 @@ def _build(check: Checker, root: Node, path: Path, known_protocols: Collection[s
         admin=sections.admin(check, get("admin")),
         declarative=declarative,
         log_format=sections.log_format(check, get("log_format")),
+        user=sections.account(check, get("user"), pwd.getpwnam, "user"),
+        group=sections.account(check, get("group"), grp.getgrnam, "group"),
     )

@@ -163,6 +163,9 @@ class Config:
     admin: Endpoint | None
     declarative: tuple[DeclarativeIdentifier, ...]
     log_format: str = "text"
+    #: Drop to this user (and group) once the listen sockets are bound; None keeps the caller's.
+    user: str | None = None
+    group: str | None = None
     _by_name: Mapping[str, Route] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

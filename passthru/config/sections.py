@@ -140,6 +140,23 @@ def admin(check: Checker, node: Node | None) -> Endpoint | None:
     return check.converted(node, parse_endpoint)
 
 
+def account(check: Checker, node: Node | None, lookup: Callable[[str], object], what: str) -> str | None:
+    """A user or group name (or numeric id) that exists on this machine."""
+    if node is None:
+        return None
+    name = check.text(node, f"a {what} name, e.g. nobody")
+    if name is None:
+        return None
+    if name.isdigit():
+        return name
+    try:
+        lookup(name)
+    except KeyError:
+        check.error(node.pos, f"no {what} named '{name}' on this machine")
+        return None
+    return name
+
+
 def log_format(check: Checker, node: Node | None) -> str:
     if node is None:
         return LOG_FORMATS[0]

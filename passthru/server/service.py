@@ -25,6 +25,7 @@ from passthru.server.acceptor import PassthruServer
 from passthru.server.handler import ConnectionHandler
 from passthru.server.health import HealthMonitor
 from passthru.server.listener import listen_socket
+from passthru.server.privileges import drop_privileges
 from passthru.server.runtime import Runtime, listener_key
 from passthru.watching import DirectoryWatcher
 
@@ -74,10 +75,14 @@ class Service:
         config = self.load()
         self._runtime = Runtime.build(config)
         self.sync_listeners(config)
+        drop_privileges(config.user, config.group)  # listen sockets are bound: root is not needed now
         self.health.apply(config)  # pools: start backend checks
         assert self.user is not None
-        self.user.start_watching()
-        self.watch_config()
+        for watch, what in ((self.user.start_watching, self.user.directory), (self.watch_config, self.config_path)):
+            try:
+                watch()
+            except OSError as exc:  # e.g. unreadable after dropping privileges: serve, but say so
+                log.error("cannot watch %s (%s): changes there need SIGHUP or a restart", what, exc)
         self.log_startup(config)
         metrics.started()
 
