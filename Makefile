@@ -20,8 +20,8 @@ deps:
 	bash .ci/install-debian-packages
 
 lint: venv
-	$(VENV)/bin/ruff check passthru tests identifiers
-	$(VENV)/bin/ruff format --check passthru tests identifiers
+	$(VENV)/bin/ruff check passthru tests identifiers bench
+	$(VENV)/bin/ruff format --check passthru tests identifiers bench
 
 test: deps venv lint
 	$(VENV)/bin/python -m pytest -q
