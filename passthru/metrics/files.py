@@ -58,7 +58,9 @@ class MultiprocessDirectory:
 
     def close(self) -> None:
         """Close this process's files, restore the environment and delete a directory we made."""
-        values.close_all_multiprocess_files()
+        close_files = getattr(values, "close_all_multiprocess_files", None)  # not in older releases
+        if close_files is not None:
+            close_files()
         values.ValueClass = self._previous_value_class
         if self._previous_env is None:
             os.environ.pop(ENV, None)

@@ -199,6 +199,7 @@ class ConnectionHandler:
                     route.name, str(backend), metrics.failure_reason(exc)
                 ),
                 exclude=connection.tried,
+                source=connection.client_address if route.transparent else None,
             )
         except UpstreamUnavailable as exc:
             record.ended = "upstream_unavailable"
