@@ -3,6 +3,7 @@ a temp directory standing in for /etc/passthru (no container engine runs on our 
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,30 @@ def test_the_healthcheck_reads_the_listen_address_from_the_config(tmp_path):
     assert run_check(tmp_path).returncode == 1
     with socket.create_server(("127.0.0.1", port)):
         assert run_check(tmp_path).returncode == 0
+
+
+def test_the_healthcheck_asks_healthz_when_the_admin_endpoint_is_on(tmp_path):
+    port, admin = free_port(), free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"listen: ['127.0.0.1:{port}']\nadmin: 127.0.0.1:{admin}\nroutes: []\n")
+    with socket.create_server(("127.0.0.1", port)):  # the listener answers, but that is not asked
+        assert run_check(tmp_path).returncode == 1
+    hits: list[str] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", admin), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert run_check(tmp_path).returncode == 0
+        assert hits == ["/healthz"]
+    finally:
+        server.shutdown()
+        server.server_close()
