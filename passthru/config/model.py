@@ -104,6 +104,8 @@ class Route:
 
     ``weights`` runs parallel to ``to`` (1..256 each); empty means every backend weighs 1.
     ``health_check`` enables active checks of every backend of the route.
+    ``transparent`` dials the backends from the client's own address (``IP_TRANSPARENT``,
+    Linux, needs CAP_NET_ADMIN and return routing; see ``server/upstream.py``).
     """
 
     name: str
@@ -115,6 +117,7 @@ class Route:
     line: int = 0
     weights: tuple[int, ...] = ()
     health_check: HealthCheck | None = None
+    transparent: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))

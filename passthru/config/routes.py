@@ -5,6 +5,7 @@ reports; values are compared as text, a list means "any of". A route without ``m
 catch-all. ``default`` and ``on_timeout`` take ``reject``, a route name or an address: names
 cannot contain ``:`` and addresses always do, so the three forms never overlap. A route's
 backend pool (``to`` with weights, ``health_check``) is built in ``pools.py``.
+``transparent: true`` dials the backends from the client's own address (default false).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from passthru.config.checker import Checker, closest, describe, one_of_text
 from passthru.config.document import Node
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Route
 
-ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol", "health_check")
+ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol", "health_check", "transparent")
 REQUIRED = {
     "name": "a unique name, e.g. name: web",
     "to": "where to send matching connections, e.g. to: 127.0.0.1:8443",
@@ -47,7 +48,9 @@ def _route(check: Checker, node: Node, protocols: Collection[str], declared: dic
     for key, hint in REQUIRED.items():
         if key not in node.value:
             check.error(node.pos, f"{node.where}: missing required key '{key}': {hint}")
-    name_node, match_node, to_node, balance_node, proxy_node, check_node = (node.child(k) for k in ROUTE_KEYS)
+    name_node, match_node, to_node, balance_node, proxy_node, check_node, transparent_node = (
+        node.child(k) for k in ROUTE_KEYS
+    )
     name = route_name(check, name_node) if name_node else None
     if name_node and name and not check.unique(declared, name, node.pos[0], name_node.pos, "route"):
         name = None
@@ -56,10 +59,32 @@ def _route(check: Checker, node: Node, protocols: Collection[str], declared: dic
     balance = check.choice(balance_node, BALANCE_MODES) if balance_node else BALANCE_MODES[0]
     proxy = check.choice(proxy_node, PROXY_PROTOCOL_VERSIONS) if proxy_node else None
     health = pools.health_check(check, check_node) if check_node else None
+    transparent = flag(check, transparent_node) if transparent_node is not None else False
     if name is None or pool is None or balance is None or fields is None or (check_node is not None and health is None):
         return None
+    if transparent is None:
+        return None
     to, weights = pool
-    return Route(name, protocol, fields, to, balance, proxy, line=node.pos[0], weights=weights, health_check=health)
+    return Route(
+        name,
+        protocol,
+        fields,
+        to,
+        balance,
+        proxy,
+        line=node.pos[0],
+        weights=weights,
+        health_check=health,
+        transparent=transparent,
+    )
+
+
+def flag(check: Checker, node: Node) -> bool | None:
+    """A YAML boolean (``true`` / ``false``); anything else (``yes``, ``1``, ``"true"``) is an error."""
+    if isinstance(node.value, bool):
+        return node.value
+    check.error(node.pos, f"{node.where} must be true or false, not {describe(node.value)}")
+    return None
 
 
 def route_name(check: Checker, node: Node) -> str | None:

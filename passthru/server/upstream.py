@@ -8,19 +8,46 @@ that order: a backend that refuses, times out or is unreachable is marked down a
 next one is tried (unless the error is this process's own shortage, such as EMFILE: that says
 nothing about the backend). Nothing has been sent to a backend before its connect succeeds, so the
 client's prefix simply goes to the one that accepts: the client notices nothing but the delay.
+
+Transparent routes (``transparent: true``) dial from the client's own address, as sslh
+``--transparent`` does: the socket gets ``IP_TRANSPARENT`` (``IPV6_TRANSPARENT``) and is bound
+to ``(client address, 0)`` before the connect, so the backend sees the client. That needs
+CAP_NET_ADMIN (or CAP_NET_RAW) in this process, and routing that brings the backend's replies to
+the client's address back to this host and into the socket (policy routing, see the README).
+A client on loopback is dialled from our own address, as sslh does for local clients (a
+loopback source cannot leave the host). Failing to take the client's address is this host's
+problem, not the backend's: it is a :class:`SourceAddressError`, the attempt is logged with
+the reason, and the backend is not marked down. :func:`check_transparent` finds a missing
+privilege once, at start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import ipaddress
+import logging
 import socket
-from collections.abc import Callable, Collection, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from gevent import socket as gsocket
 
 from passthru.config import Endpoint, Route
 from passthru.server.backends import BACKENDS, Backends
 from passthru.server.balance import POLICIES, Member
+
+log = logging.getLogger("passthru.server")
+
+#: Linux socket options; not every Python build names the IPv6 one.
+IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
+IPV6_TRANSPARENT = getattr(socket, "IPV6_TRANSPARENT", 75)
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+PRIVILEGE_HINT = (
+    "transparent routes need CAP_NET_ADMIN: run Passthru as root without user:, "
+    "or give it the capability (systemd AmbientCapabilities=CAP_NET_ADMIN)"
+)
 
 
 class UpstreamUnavailable(Exception):
@@ -68,10 +95,19 @@ class Balancer:
         self._by_endpoint[endpoint].state.release()
 
 
-def dial(endpoint: Endpoint, timeout: float) -> gsocket.socket:
-    """Connect to one backend; TCP_NODELAY since we forward whatever segments the client sent."""
+class SourceAddressError(OSError):
+    """A transparent dial could not use the client's address as its source (no privilege, an
+    address family the backend does not have, the address refused): a problem of this host, not
+    of the backend. Its text says which, and what to do."""
+
+
+def dial(endpoint: Endpoint, timeout: float, source: tuple[str, int] | None = None) -> gsocket.socket:
+    """Connect to one backend; TCP_NODELAY since we forward whatever segments the client sent.
+    ``source`` (the client's ``(host, port)``): connect from that host, transparently."""
     sock = gsocket.socket(endpoint.family, socket.SOCK_STREAM)
     try:
+        if source is not None:
+            bind_transparent(sock, endpoint, source[0])
         sock.settimeout(timeout)
         sock.connect(endpoint.sockaddr)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -79,6 +115,97 @@ def dial(endpoint: Endpoint, timeout: float) -> gsocket.socket:
         sock.close()
         raise
     return sock
+
+
+def transparent_source(endpoint: Endpoint, client_host: str) -> str | None:
+    """The address a transparent connection to ``endpoint`` binds: the client's (an IPv4-mapped
+    IPv6 address as plain IPv4), or None for a loopback client (dialled from our own address)."""
+    try:
+        address = ipaddress.ip_address(client_host)
+    except ValueError:
+        raise SourceAddressError(f"transparent: the client address {client_host!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return None
+    backend_version = 6 if endpoint.family == socket.AF_INET6 else 4
+    if address.version != backend_version:
+        raise SourceAddressError(
+            f"transparent: the client {address} is IPv{address.version} but backend {endpoint} is "
+            f"IPv{backend_version}; a connection from the client's own address needs a backend of the same family"
+        )
+    return str(address)
+
+
+def option_name(family: int) -> str:
+    return "IPV6_TRANSPARENT" if family == socket.AF_INET6 else "IP_TRANSPARENT"
+
+
+def set_transparent(sock: socket.socket, family: int) -> None:
+    """Allow ``sock`` to bind an address that is not this host's (EPERM without CAP_NET_ADMIN)."""
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+    else:
+        sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+
+
+def bind_transparent(sock: socket.socket, endpoint: Endpoint, client_host: str) -> None:
+    """Make ``sock`` connect from ``client_host`` (any free port). Raises SourceAddressError."""
+    host = transparent_source(endpoint, client_host)
+    if host is None:
+        return
+    try:
+        set_transparent(sock, endpoint.family)
+    except OSError as exc:
+        raise SourceAddressError(
+            f"transparent: cannot connect from the client's address {host}: "
+            f"setting {option_name(endpoint.family)} failed ({exc.strerror or exc}); {PRIVILEGE_HINT}"
+        ) from exc
+    with contextlib.suppress(OSError):  # the port is chosen at connect, by the whole 4-tuple
+        sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    try:
+        sock.bind((host, 0))
+    except OSError as exc:
+        raise SourceAddressError(
+            f"transparent: cannot bind the client's address {host} ({exc.strerror or exc})"
+        ) from exc
+
+
+def transparent_unavailable(families: Iterable[int] = (socket.AF_INET,)) -> str | None:
+    """None when this process may open transparent sockets of these families, else why not."""
+    if not sys.platform.startswith("linux"):
+        return "transparent mode needs Linux (IP_TRANSPARENT)"
+    for family in sorted(set(families)):
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6 on this host: no IPv6 backend can be dialled either way
+        with probe:
+            try:
+                set_transparent(probe, family)
+            except OSError as exc:
+                reason = f"setting {option_name(family)} failed: {exc.strerror or exc}"
+                return f"this process may not open transparent sockets ({reason}); {PRIVILEGE_HINT}"
+    return None
+
+
+def check_transparent(routes: Iterable[Route], logger: logging.Logger = log) -> str | None:
+    """Call once at start-up, after dropping privileges, and after each reload: when a route
+    has ``transparent: true`` and this process may not open transparent sockets, log one ERROR
+    naming those routes and return it (None when all is well). Serving goes on: those routes'
+    connections then fail one by one with the same reason; other routes are unaffected."""
+    transparent = [route for route in routes if route.transparent]
+    if not transparent:
+        return None
+    families = {socket.AF_INET} | {endpoint.family for route in transparent for endpoint in route.to}
+    problem = transparent_unavailable(families)
+    if problem is None:
+        return None
+    names = ", ".join(route.name for route in transparent)
+    plural, its = ("s", "their") if len(transparent) > 1 else ("", "its")
+    message = f"route{plural} {names}: transparent: true, but {its} connections will fail: {problem}"
+    logger.error(message)
+    return message
 
 
 #: Errors that say this process is short of resources, not that the backend is down.
@@ -104,19 +231,26 @@ def dial_any(
     timeout: float,
     on_failure: Callable[[Endpoint, OSError], None] | None = None,
     exclude: Collection[Endpoint] = (),
+    *,
+    source: tuple[str, int] | None = None,
 ) -> tuple[gsocket.socket, Endpoint]:
     """Try the route's backends in balance order; the first that accepts wins. ``on_failure``
     hears of every failed attempt (for metrics), also those a later backend made good.
-    ``exclude``: backends this connection already tried (one that failed after accepting)."""
+    ``exclude``: backends this connection already tried (one that failed after accepting).
+    ``source``: the client's ``(host, port)`` for a transparent route (see :func:`dial`); a
+    failure to use it does not mark the backend down."""
     attempts: list[tuple[Endpoint, str]] = []
     for endpoint in balancer.order(client_host):
         if endpoint in exclude:
             continue
         try:
-            sock = dial(endpoint, timeout)
+            sock = dial(endpoint, timeout, source)
         except OSError as exc:
-            attempts.append((endpoint, connect_error_text(exc)))
-            if exc.errno not in LOCAL_ERRNOS:
+            text = connect_error_text(exc)
+            if source is not None and isinstance(exc, TimeoutError):
+                text += f" (transparent: are the backend's replies to {source[0]} routed back to this host?)"
+            attempts.append((endpoint, text))
+            if exc.errno not in LOCAL_ERRNOS and not isinstance(exc, SourceAddressError):
                 balancer.failed(endpoint, down_reason(exc))
             if on_failure is not None:
                 on_failure(endpoint, exc)
