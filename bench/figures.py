@@ -29,13 +29,19 @@ def throughput(address: Address, duration: float, target: Target) -> dict[str, f
     host, port = address
     cpu_before = cpu_seconds(target.pids())
     argv = ["iperf3", "-c", host, "-p", str(port), "-t", str(duration), "-J"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
-    try:
-        report = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"iperf3 gave no JSON (exit {proc.returncode}): {proc.stderr.strip()}") from exc
-    if "error" in report:
-        raise BenchError(f"iperf3: {report['error']}")
+    for attempt in range(3):  # the iperf3 server can still be busy ending the previous test
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
+        try:
+            report = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            report = {"error": f"no JSON (exit {proc.returncode}): {proc.stderr.strip()}"}
+        if "error" not in report:
+            break
+        if attempt < 2:
+            time.sleep(1)
+            cpu_before = cpu_seconds(target.pids())
+    else:
+        raise BenchError(f"iperf3 through {target.name}: {report['error']}")
     cpu_after = cpu_seconds(target.pids())
     bps = report["end"]["sum_received"]["bits_per_second"]
     seconds = report["end"]["sum_received"].get("seconds") or duration

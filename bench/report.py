@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from peers import CONNRATE, LATENCY, MEMORY, THROUGHPUT
 
@@ -54,6 +55,24 @@ def machine_info() -> dict[str, str]:
         "iperf3": _first_line(["iperf3", "--version"]),
         "wrk": _first_line(["wrk", "--version"]),
     }
+
+
+def source_revision(repo: Path) -> str:
+    """The commit the tree is at, and whether it has uncommitted changes (read-only git)."""
+    head = _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    if head in ("not found", "?") or head.startswith("fatal"):
+        return "unknown (not a git checkout)"
+    try:
+        status = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        status = ""
+    return f"git {head}" + (" with uncommitted changes" if status.strip() else "")
 
 
 def load_average() -> str:

@@ -141,7 +141,7 @@ def describe(figure: str, m: dict[str, float]) -> str:
     return f"p50 {m['p50']:.3f} ms, p90 {m['p90']:.3f} ms, p99 {m['p99']:.3f} ms"
 
 
-def count_log_lines(path: Path, marker: str = " conn=") -> int:
+def count_log_lines(path: Path, marker: str = "conn=") -> int:
     try:
         with open(path, errors="replace") as f:
             return sum(marker in line for line in f)
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "Passthru workers / HAProxy nbthread": str(args.workers),
         "nginx": "1 process (master_process off, worker_processes 1), access_log off",
         "passthru": args.passthru_cmd,
+        "source": report.source_revision(REPO),
     }
     text = report.markdown(results, report.machine_info(), settings, args.notes, args.remarks)
     print()
