@@ -67,20 +67,52 @@ def ordered(identifiers: Iterable[Identifier]) -> list[Identifier]:
     return sorted(identifiers, key=lambda i: (i.precedence, i.name))
 
 
-class Ordering:
-    """``ordered()`` of the last identifier set seen, reused while that set stays the same
+class Prepared:
+    """An identifier set made ready for many connections: in consultation order, and knowing,
+    for each first byte, which identifiers said "no match" to that byte alone. "No match" is
+    final by contract, so those need not be asked again for any connection starting with that
+    byte: most identifiers reject most first bytes, so a connection asks a handful, not all.
+
+    Only identifiers ``trusted`` says may be relied on this way are pre-asked (built-ins and
+    config rules); user files are always asked, under their containment.
+    """
+
+    def __init__(self, identifiers: Sequence[Identifier], trusted: Callable[[Identifier], bool]) -> None:
+        self.source = identifiers
+        self.order = ordered(identifiers)
+        self._trusted = [i for i, identifier in enumerate(self.order) if trusted(identifier)]
+        self._impossible: dict[int, tuple[int, ...]] = {}
+
+    def impossible(self, first: int) -> tuple[int, ...]:
+        """Positions (in ``order``) of the trusted identifiers that rule out this first byte."""
+        known = self._impossible.get(first)
+        if known is None:
+            data = bytes((first,))
+            known = tuple(i for i in self._trusted if _says_no(self.order[i], data))
+            self._impossible[first] = known
+        return known
+
+
+def _says_no(identifier: Identifier, data: bytes) -> bool:
+    try:
+        return identifier.identify(data) is None
+    except Exception:  # a broken identifier is asked normally (and contained) per connection
+        return False
+
+
+class Preparing:
+    """The ``Prepared`` form of the last identifier set seen, reused while that set is the same
     object (the server asks once per connection; the set changes only on reloads)."""
 
-    def __init__(self) -> None:
-        self._last: tuple[Sequence[Identifier], list[Identifier]] | None = None
+    def __init__(self, trusted: Callable[[Identifier], bool]) -> None:
+        self.trusted = trusted
+        self._last: Prepared | None = None
 
-    def __call__(self, identifiers: Sequence[Identifier]) -> list[Identifier]:
+    def __call__(self, identifiers: Sequence[Identifier]) -> Prepared:
         last = self._last
-        if last is not None and last[0] is identifiers:
-            return last[1]
-        result = ordered(identifiers)
-        self._last = (identifiers, result)
-        return result
+        if last is None or last.source is not identifiers:
+            last = self._last = Prepared(identifiers, self.trusted)
+        return last
 
 
 @dataclass
@@ -89,16 +121,22 @@ class Identification:
 
     identifiers: Sequence[Identifier]
     guard: Guard = call_plain
-    presorted: bool = False  # ``identifiers`` is already in ``ordered()`` order
+    prepared: Prepared | None = None  # then ``identifiers`` is ignored: the prepared set is used
     answers: list[Answer] = field(init=False)
     errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        order = self.identifiers if self.presorted else ordered(self.identifiers)
+        order = self.prepared.order if self.prepared is not None else ordered(self.identifiers)
         self.answers = [Answer(i) for i in order]
+        self._filtered = self.prepared is None
 
     def feed(self, data: bytes, final: bool = False) -> Decision:
         """Re-run the identifiers that could still change their mind on ``data``."""
+        if not self._filtered and data:
+            self._filtered = True
+            assert self.prepared is not None
+            for position in self.prepared.impossible(data[0]):
+                self.answers[position].verdict = None
         for answer in self.answers:
             if answer.verdict is None or answer.matched:
                 continue

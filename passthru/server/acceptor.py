@@ -24,6 +24,7 @@ class PassthruServer(StreamServer):
         super().__init__(sock, self._handle_here, spawn=gevent.spawn_raw)
         self.handler = handler
         self.listener_key = listener_key  # finds this listener's options in the current config
+        self.address_text = ""  # the listen address as the config names it (set by the service)
         self.max_connections = max_connections
         self.open = 0  # connections accepted here and not yet closed
         self.paused = False

@@ -22,13 +22,13 @@ from gevent import socket as gsocket
 from passthru import metrics, proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
-from passthru.identify.engine import Decision, Identification, Ordering
+from passthru.identify.engine import Decision, Identification, Preparing
 from passthru.plugins import UserIdentifiers
 from passthru.server.admission import Admission
 from passthru.server.connections import Connections
 from passthru.server.listener import format_address
 from passthru.server.relay import Relay, RelayResult, shutdown_write
-from passthru.server.runtime import Runtime, connection_guard
+from passthru.server.runtime import TRUSTED_SOURCES, Runtime, connection_guard
 from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
 
 log = logging.getLogger("passthru.server")
@@ -43,6 +43,7 @@ class AcceptingServer(Protocol):
 
     open: int
     listener_key: tuple
+    address_text: str  # the listen address, as the log names it
 
 
 @dataclass
@@ -54,8 +55,10 @@ class Connection:
     runtime: Runtime
     started: float
     client_address: tuple  # (host, port): the peer, or the client a trusted PROXY header names
-    destination: tuple  # (host, port) the client dialed: our socket, or the PROXY header's
     server: AcceptingServer
+    #: (host, port) the client dialed: a trusted PROXY header's, else our socket's (looked up
+    #: only when a PROXY header needs it: one system call less per connection)
+    destination: tuple | None = None
     identifying: bool = True
     admitted: bool = False  # counted by the per-source limits
     upstream: gsocket.socket | None = None
@@ -99,7 +102,7 @@ class ConnectionHandler:
         self.worker = worker
         self.connections = Connections()
         self.admission = Admission()
-        self.ordering = Ordering()
+        self.preparing = Preparing(lambda identifier: identifier.source in TRUSTED_SOURCES)
         #: Called after each close so listeners paused at ``max_connections`` resume.
         self.on_capacity: Callable[[], None] = lambda: None
         #: Client sockets now owned by a relay: the accept loop must not close them when the
@@ -111,11 +114,9 @@ class ConnectionHandler:
         record = ConnectionRecord(
             id=f"{self.worker}-{next(self.ids)}",
             client=format_address(address),
-            listener=format_address(client.getsockname()),
+            listener=server.address_text,
         )
-        connection = Connection(
-            client, record, runtime, time.monotonic(), address[:2], client.getsockname()[:2], server
-        )
+        connection = Connection(client, record, runtime, time.monotonic(), address[:2], server)
         metrics.connection_opened()
         server.open += 1
         self.connections.begin_identifying()
@@ -212,7 +213,8 @@ class ConnectionHandler:
         record.upstream = str(endpoint)
         first = b""
         if route.proxy_protocol is not None:  # first, even with no prefix: server-speaks-first backends need it
-            first = proxyproto.header_for(route.proxy_protocol, connection.client_address, connection.destination)
+            destination = connection.destination or client.getsockname()[:2]
+            first = proxyproto.header_for(route.proxy_protocol, connection.client_address, destination)
         try:
             upstream.sendall(first + connection.prefix)
         except OSError as exc:
@@ -291,8 +293,8 @@ class ConnectionHandler:
         """Read until the identifiers decide, the byte limit, the identify timeout, or EOF.
         ``initial`` holds client bytes already read (those that came after a PROXY header)."""
         user = self.user()
-        identifiers = self.ordering(runtime.identifiers(user))
-        identification = Identification(identifiers, guard=connection_guard(user), presorted=True)
+        prepared = self.preparing(runtime.identifiers(user))
+        identification = Identification((), guard=connection_guard(user), prepared=prepared)
         limit = runtime.config.limits.identify_bytes
         data = initial  # all of it is forwarded, even beyond the limit (it was read already)
         if data and len(data) < limit:
@@ -345,7 +347,7 @@ class ConnectionHandler:
             log.warning("conn=%s %s", record.id, error)
             return None
         connection.client_address, connection.destination = proxyproto.effective_addresses(
-            header, connection.client_address, connection.destination
+            header, connection.client_address, connection.client.getsockname()[:2]
         )
         record.client = format_address(connection.client_address)
         return data[header.length :]

@@ -67,3 +67,24 @@ def test_an_identifier_that_raises_or_misbehaves_is_contained() -> None:
 @pytest.mark.parametrize("data", [b"", b"A"])
 def test_need_more_is_the_smallest_useful_length(data: bytes) -> None:
     assert identify([GENERIC, SPECIFIC], data).bytes_needed == 2
+
+
+def test_prepared_sets_decide_exactly_like_asking_everyone() -> None:
+    """The first-byte prefilter only skips identifiers that already said "no match" to that
+    byte: on every real-client sample, cut anywhere and fed in chunks, the decisions agree."""
+    import random
+
+    from passthru.identify import BUILTINS
+    from passthru.identify.engine import Preparing
+    from tests.identify.corpus import samples
+
+    preparing = Preparing(lambda identifier: True)
+    rng = random.Random(5)
+    inputs = [data for _, _, data in samples()] + [rng.randbytes(rng.randrange(1, 64)) for _ in range(300)]
+    for data in inputs:
+        for cut in sorted({1, 2, 5, len(data) // 2, len(data)}):
+            chunk = data[:cut]
+            plain, prepared = Identification(BUILTINS), Identification((), prepared=preparing(BUILTINS))
+            for end in range(1, len(chunk) + 1, 7):
+                assert plain.feed(chunk[:end]) == prepared.feed(chunk[:end]), chunk[:end]
+            assert plain.feed(chunk, final=True) == prepared.feed(chunk, final=True), chunk
