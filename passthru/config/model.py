@@ -57,6 +57,7 @@ class Timeouts:
     identify: float = 3.0
     connect: float = 5.0
     idle: float = 3600.0
+    resolve: float = 30.0  # how often backend names are looked up again, in the background
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ TIMEOUT_FIELDS: Mapping[str, Callable[[object], Any]] = {
     "identify": parse_duration,
     "connect": parse_duration,
     "idle": parse_duration,
+    "resolve": parse_duration,
 }
 LIMIT_FIELDS: Mapping[str, Callable[[object], Any]] = {
     "identify_bytes": size_between(64, MIB, "64B and 1MiB"),

@@ -32,6 +32,7 @@ from gevent import socket as gsocket
 from passthru.config import Config, Endpoint, Route
 from passthru.config.model import HealthCheck
 from passthru.server.backends import BACKENDS, BackendKey, Backends, BackendState, backend_key
+from passthru.server.resolver import RESOLVER
 from passthru.server.upstream import LOCAL_ERRNOS, down_reason
 
 log = logging.getLogger("passthru.backends")
@@ -54,12 +55,13 @@ SKIPPED = Skipped.ROUND
 def probe(endpoint: Endpoint, spec: HealthCheck) -> str | None:
     """One check: None when it passed, else why it failed (for the DOWN log line). Raises
     OSError only when this process cannot even make a socket (EMFILE, ...)."""
-    sock = gsocket.socket(endpoint.family, socket.SOCK_STREAM)
+    family, sockaddr = RESOLVER.address(endpoint)
+    sock = gsocket.socket(family, socket.SOCK_STREAM)
     timer = gevent.Timeout(spec.timeout)
     timer.start()
     stage = "connect"
     try:
-        sock.connect(endpoint.sockaddr)
+        sock.connect(sockaddr)
         if spec.send:
             stage = "send"
             sock.sendall(spec.send)

@@ -26,6 +26,7 @@ from passthru.server.handler import ConnectionHandler
 from passthru.server.health import HealthMonitor
 from passthru.server.listener import listen_socket
 from passthru.server.privileges import drop_privileges
+from passthru.server.resolver import RESOLVER
 from passthru.server.runtime import Runtime, listener_key
 from passthru.watching import DirectoryWatcher
 
@@ -77,6 +78,7 @@ class Service:
         self.sync_listeners(config)
         drop_privileges(config.user, config.group)  # listen sockets are bound: root is not needed now
         self.health.apply(config)  # pools: start backend checks
+        RESOLVER.apply(config)  # backend names: looked up again in the background
         assert self.user is not None
         for watch, what in ((self.user.start_watching, self.user.directory), (self.watch_config, self.config_path)):
             try:
@@ -136,6 +138,7 @@ class Service:
             metrics.reload(False)
             return False
         self.health.apply(config)  # pools: keep, replace or stop backend checks
+        RESOLVER.apply(config)
         metrics.reload(True)
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
@@ -186,6 +189,7 @@ class Service:
         for server in self.servers.values():
             server.close()
         self.health.stop()  # pools: no more backend checks
+        RESOLVER.stop()
         connections = self.handler.connections
         if not connections.wait_empty(drain):
             log.info("closing %d connections still open after %.1fs", len(connections), drain)

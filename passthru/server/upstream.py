@@ -36,6 +36,7 @@ from gevent import socket as gsocket
 from passthru.config import Endpoint, Route
 from passthru.server.backends import BACKENDS, Backends
 from passthru.server.balance import POLICIES, Member
+from passthru.server.resolver import RESOLVER
 
 log = logging.getLogger("passthru.server")
 
@@ -104,12 +105,13 @@ class SourceAddressError(OSError):
 def dial(endpoint: Endpoint, timeout: float, source: tuple[str, int] | None = None) -> gsocket.socket:
     """Connect to one backend; TCP_NODELAY since we forward whatever segments the client sent.
     ``source`` (the client's ``(host, port)``): connect from that host, transparently."""
-    sock = gsocket.socket(endpoint.family, socket.SOCK_STREAM)
+    family, sockaddr = RESOLVER.address(endpoint)  # a name's latest lookup (see resolver.py)
+    sock = gsocket.socket(family, socket.SOCK_STREAM)
     try:
         if source is not None:
             bind_transparent(sock, endpoint, source[0])
         sock.settimeout(timeout)
-        sock.connect(endpoint.sockaddr)
+        sock.connect(sockaddr)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         sock.close()

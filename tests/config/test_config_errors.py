@@ -20,7 +20,8 @@ def test_unknown_top_level_key_lists_valid_keys_and_suggests(errors):
 
 def test_unknown_nested_key(errors):
     assert errors(MINIMAL + "timeouts:\n  identify: 3s\n  idel: 1h\n") == [
-        "config.yaml:8:3: unknown key 'idel' in timeouts (valid: identify, connect, idle); did you mean 'idle'?"
+        "config.yaml:8:3: unknown key 'idel' in timeouts (valid: identify, connect, idle, resolve); "
+        "did you mean 'idle'?"
     ]
 
 

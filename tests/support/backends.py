@@ -26,11 +26,11 @@ class _Threaded(socketserver.ThreadingTCPServer):
 class _Backend:
     handler: type[socketserver.BaseRequestHandler]
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         server_class = _Threaded
         if ":" in host:
             server_class = type("_Threaded6", (_Threaded,), {"address_family": socket.AF_INET6})
-        self.server = server_class((host, 0), self.handler)
+        self.server = server_class((host, port), self.handler)
         self.server.backend = self  # type: ignore[attr-defined]
         self.host = host
         self.port = self.server.server_address[1]
@@ -69,9 +69,9 @@ class _TagHandler(socketserver.BaseRequestHandler):
 class TagServer(_Backend):
     handler = _TagHandler
 
-    def __init__(self, tag: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, tag: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.tag = f"[{tag}]".encode()
-        super().__init__(host)
+        super().__init__(host, port)
 
 
 class _HashHandler(socketserver.BaseRequestHandler):
