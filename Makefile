@@ -30,3 +30,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 include bench/Makefile.fragment
+include tests/hardening/Makefile.fragment

@@ -187,7 +187,16 @@ class ConnectionHandler:
 
     def forward(self, connection: Connection) -> bool:
         """Dial the route's next untried backend, send the PROXY header and the prefix, and hand
-        the sockets to a relay; False when that failed (recorded; the caller closes)."""
+        the sockets to a relay; False when that failed (recorded; the caller closes). A backend
+        that resets while the first bytes go out is treated like one that refused: the next
+        untried backend of the route gets them."""
+        while True:
+            sent = self.dial_and_send(connection)
+            if sent is not None:
+                return sent
+
+    def dial_and_send(self, connection: Connection) -> bool | None:
+        """One attempt of ``forward``; None: the chosen backend failed early, try the next."""
         client, record, runtime, route = connection.client, connection.record, connection.runtime, connection.route
         assert route is not None
         balancer = runtime.balancer(route)
@@ -218,6 +227,15 @@ class ConnectionHandler:
         try:
             upstream.sendall(first + connection.prefix)
         except OSError as exc:
+            if len(route.to) > len(connection.tried):
+                reason = f"reset the connection ({exc.strerror or exc})"
+                log.warning("conn=%s backend %s %s; trying the next one", record.id, endpoint, reason)
+                balancer.failed(endpoint, reason)
+                metrics.upstream_failed(route.name, str(endpoint), "reset")
+                upstream.close()
+                balancer.release(endpoint)
+                connection.upstream = connection.balancer = connection.endpoint = None
+                return None
             record.ended = "upstream_reset"
             record.error = f"sending the first bytes: {exc}"
             return False

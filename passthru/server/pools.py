@@ -19,10 +19,12 @@ class PipePool:
         self.lent = 0
 
     def take(self) -> tuple[int, int]:
-        self.lent += 1
+        """A pipe; OSError (EMFILE, ...) when none is free and no new one can be made."""
         if self.free:
+            self.lent += 1
             return self.free.pop()
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.lent += 1
         with contextlib.suppress(OSError):  # the default size works too
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         return read_end, write_end

@@ -102,10 +102,14 @@ class Direction:
     def read_some(self) -> int | None:
         """Read from the source into the pipe/buffer: bytes read, 0 at EOF, None if none yet."""
         src = self.source.fileno()
+        if self.use_splice and self.pipe is None:
+            try:
+                self.pipe = PIPES.take()
+            except OSError:  # no descriptors left for a pipe (EMFILE): this direction copies instead
+                self.use_splice = False
         try:
             if self.use_splice:
-                if self.pipe is None:
-                    self.pipe = PIPES.take()
+                assert self.pipe is not None
                 n = os.splice(src, self.pipe[1], CHUNK, flags=SPLICE_FLAGS)
                 self.in_pipe = n
             else:
@@ -259,6 +263,8 @@ class Relay:
         the prefix, offer the client to ``on_early_failure`` (which may try another backend:
         the client would notice nothing). True when it was taken: this relay is then over."""
         if self.on_early_failure is None or self.down.moved or self.up.moved or self.up.has_pending():
+            return False
+        if self.up.eof:  # the backend had the whole request (the client's end too): its close is its answer
             return False
         if not self.on_early_failure(self, reason):
             return False

@@ -250,7 +250,11 @@ def test_backend_failing_before_answering_is_replaced_by_the_next(passthru, rese
 """
         )
         banner = b"SSH-2.0-early-failure\r\n"
-        assert exchange(proc.port, banner) == b"[good]" + banner
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(banner)  # and waits for the server's answer, as an SSH client does
+            assert sock.recv(6 + len(banner)) == b"[good]" + banner
+            sock.shutdown(socket.SHUT_WR)
+            assert recv_all(sock) == b""
         assert bad.accepted == 1
         assert good.received == [banner]
         log = proc.wait_for_log(f"upstream={good.address}")
