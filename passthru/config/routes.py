@@ -126,6 +126,9 @@ def known_protocol(check: Checker, node: Node, protocols: Collection[str]) -> st
     value = node.value
     if isinstance(value, str) and value in protocols:
         return value
+    if isinstance(value, list):
+        check.error(node.pos, f"{node.where} takes one protocol name; write one route per protocol")
+        return None
     known = sorted(protocols)
     guess = closest(str(value), known) if isinstance(value, str) else None
     suggestion = f"; did you mean '{guess}'?" if guess else ""
