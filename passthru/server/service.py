@@ -28,6 +28,7 @@ from passthru.server.listener import listen_socket
 from passthru.server.privileges import drop_privileges
 from passthru.server.resolver import RESOLVER
 from passthru.server.runtime import Runtime, listener_key
+from passthru.server.upstream import check_transparent
 from passthru.watching import DirectoryWatcher
 
 log = logging.getLogger("passthru.server")
@@ -77,6 +78,7 @@ class Service:
         self._runtime = Runtime.build(config)
         self.sync_listeners(config)
         drop_privileges(config.user, config.group)  # listen sockets are bound: root is not needed now
+        check_transparent(config.routes)  # with the privileges that are left
         self.health.apply(config)  # pools: start backend checks
         RESOLVER.apply(config)  # backend names: looked up again in the background
         assert self.user is not None
@@ -138,6 +140,7 @@ class Service:
             metrics.reload(False)
             return False
         self.health.apply(config)  # pools: keep, replace or stop backend checks
+        check_transparent(config.routes)
         RESOLVER.apply(config)
         metrics.reload(True)
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
