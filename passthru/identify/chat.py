@@ -30,6 +30,10 @@ XML_DECLARATION = re.compile(rb"<\?xml(?:\s+[A-Za-z:]+\s*=\s*(?:'[^'<>]*'|\"[^\"
 STREAM_TAG = b"<stream:stream"
 ATTRIBUTE = re.compile(rb"\s+([A-Za-z_][A-Za-z0-9_.:-]*)\s*=\s*(?:'([^'<]*)'|\"([^\"<]*)\")")
 TAG_END = re.compile(rb"\s*>")
+# What may follow the complete attributes while more bytes are coming: the start of one more
+# attribute (of ATTRIBUTE's grammar: so a ">" inside a quoted value waits, as ATTRIBUTE accepts
+# it once the quote closes), or white space before the tag end.
+PARTIAL_ATTRIBUTE = re.compile(rb"(?:\s+(?:[A-Za-z_][A-Za-z0-9_.:-]*\s*(?:=\s*(?:'[^'<]*|\"[^\"<]*)?)?)?)?\Z")
 STREAMS_NS = b"http://etherx.jabber.org/streams"
 NAMESPACES = {b"jabber:client": "client", b"jabber:server": "server"}
 MAX_HEADER = 4096
@@ -63,7 +67,7 @@ def stream_attributes(data: bytes, offset: int) -> Fields:
             break
         attribute = ATTRIBUTE.match(data, offset)
         if attribute is None:
-            if len(data) - offset > MAX_HEADER or re.match(rb"\s*[A-Za-z_][^<>]*$|\s*$", data[offset:]) is None:
+            if len(data) - offset > MAX_HEADER or PARTIAL_ATTRIBUTE.match(data, offset) is None:
                 raise Malformed("bad stream attribute")
             raise Truncated(len(data) + 1)
         name = attribute.group(1)

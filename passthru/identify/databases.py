@@ -168,11 +168,15 @@ def parse_inline(data: bytes) -> Fields:
         raise Truncated(len(data) + 1)
     if data[len(word)] not in b" \r\n":
         raise Malformed("inline command is not a word")
-    line, _ = read_line(data, 0, REDIS_MAX_INLINE)
-    if word in MEMCACHED_VERBS or OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
-        raise Malformed("a line of another text protocol")
+    # Decided by the word alone, before waiting for the line end: "no match" must not turn into
+    # "need more" when a CR or a space follows an unknown word (found by tests/fuzz/).
     if word.upper() not in REDIS_COMMANDS:
         raise Malformed("unknown Redis command")
+    if word in MEMCACHED_VERBS:
+        raise Malformed("a Memcached command line")
+    line, _ = read_line(data, 0, REDIS_MAX_INLINE)
+    if OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
+        raise Malformed("a line of another text protocol")
     return {"command": word.upper().decode("ascii"), "format": "inline"}
 
 

@@ -15,7 +15,7 @@ method, and ``h2c`` needs the fixed 24-byte preface (``PRI`` is no HTTP/1 method
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, SPECIFIC_PRECEDENCE, Fields, Identifier
 from passthru.identify.parsing import (
@@ -67,6 +67,15 @@ def split_host_port(authority: str) -> str:
     return split_authority(authority)[0]
 
 
+def split_url(url: str) -> SplitResult:
+    """``urlsplit``, with its ``ValueError`` (an unbalanced ``[`` in the host: "Invalid IPv6 URL")
+    as "no match" rather than an exception escaping the identifier (found by tests/fuzz/)."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise Malformed(f"malformed URL: {exc}") from None
+
+
 def request_line(data: bytes, prefixes: tuple[bytes, ...], versions: dict[bytes, str]) -> tuple[str, str, str, int]:
     """``METHOD SP target SP version`` with a known method and version: (method, target,
     version, offset of the header block)."""
@@ -100,7 +109,7 @@ def target_host(method: str, target: str) -> str | None:
     if method == "CONNECT":
         return split_host_port(target)
     if "://" in target:
-        return urlsplit(target).hostname
+        return split_url(target).hostname
     return None
 
 
@@ -162,7 +171,7 @@ def parse_rtsp(data: bytes) -> Fields:
     method, url, version, offset = request_line(data, RTSP_PREFIXES, RTSP_VERSIONS)
     fields: Fields = {"method": method, "url": url, "version": version}
     if url != "*":
-        parts = urlsplit(url)
+        parts = split_url(url)
         if parts.scheme not in RTSP_SCHEMES or not parts.netloc:
             raise Malformed("RTSP request URL is not rtsp://host/...")
         fields["host"] = split_host_port(parts.netloc.rpartition("@")[2])

@@ -59,9 +59,12 @@ def handshake_bytes(data: bytes) -> bytes:
             raise Truncated(record.pos + length)
         payload += fragment
         pos = record.pos
-        if needed_payload is None and len(payload) >= 4:
+        if needed_payload is None:
+            # Also when a whole record carried fewer than 4 bytes: its first byte already decides
+            # (checked while the record was partial, so it must be checked once it is whole too).
             check_hello_start(payload)
-            needed_payload = 4 + int.from_bytes(payload[1:4], "big")
+            if len(payload) >= 4:
+                needed_payload = 4 + int.from_bytes(payload[1:4], "big")
     return payload
 
 

@@ -3,6 +3,7 @@
 One module per job:
 
 * ``loader``      — one file to an ``Identifier`` (read, compile, execute in isolation, validate);
+* ``strictmodes`` — refuse files any local user could change, warn about group-writable ones;
 * ``samples``     — run a file's ``SAMPLES`` (the gate before a version may serve);
 * ``timelimit``   — the ``SIGALRM`` deadline that interrupts a runaway call;
 * ``containment`` — the engine's guard: budgets, failure counting, disabling;

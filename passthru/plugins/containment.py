@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 
+from passthru import metrics
 from passthru.identify.base import Fields, Identifier, InvalidVerdict, check_verdict
 from passthru.plugins.errors import (
     BudgetExhausted,
@@ -119,6 +120,7 @@ class Containment:
     def _count_failure(self, identifier: Identifier, health: Health, error: IdentifierFailed) -> None:
         health.failures += 1
         self._log.warning("%s (failure %d of %d in a row)", error, health.failures, self.failure_limit)
+        metrics.identifier_error(identifier.name, "timeout" if isinstance(error, IdentifierTimeout) else "runtime")
         if health.failures >= self.failure_limit and not health.disabled:
             health.disabled = True
             self._on_disable(identifier, error)

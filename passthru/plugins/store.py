@@ -10,6 +10,11 @@ passed its samples; until then (and if it never does) the previous good version 
 Content is identified by its SHA-256, so an unchanged file (a second event for the same save, a
 ``touch``) is never loaded twice.
 
+StrictModes (``strictmodes.py``): a file that any local user could change -- it, its symlink
+target, the identifiers directory or the directory it really lives in is world-writable -- is
+refused (logged with the file name, shown in ``last_error``; an earlier version keeps serving),
+and a group-writable one loads with a warning. Its content is loaded once the modes are fixed.
+
 Names: two files with the same ``NAME`` cannot both serve; the one already serving (at start-up,
 the first in file-name order) keeps it and the other is rejected, and retried when the name is
 freed. A user file may take a built-in's name: it replaces that built-in (DESIGN.md: user
@@ -25,12 +30,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from passthru import metrics
 from passthru.identify.base import Fields, Identifier
 from passthru.identify.registry import BUILTINS, builtin_names
 from passthru.plugins.containment import ConnectionGuard, Containment
 from passthru.plugins.errors import IdentifierFailed, LoadError, located
 from passthru.plugins.loader import Loaded, Source, candidates, forget, load, read_source
 from passthru.plugins.samples import first_failure, run_samples, sample_text
+from passthru.plugins.strictmodes import ModeCheck, check_file
 from passthru.watching import DirectoryWatcher
 
 ACTIVE, REJECTED, DISABLED = "active", "rejected", "disabled"
@@ -65,6 +72,7 @@ class _File:
     disabled: bool = False
     last_error: str | None = None
     blocked_by: str | None = None  # the NAME another file holds
+    mode_warning: str | None = None  # the StrictModes warning last logged, so it is logged once
     history: deque[str] = field(default_factory=lambda: deque(maxlen=32))  # digests tried, oldest first
 
     @property
@@ -82,6 +90,7 @@ class UserIdentifiers:
     ``budget``: seconds one ``identify()`` call may run. ``connection_budget``: seconds all user
     identifiers together may use on one connection. ``failure_limit``: consecutive failures that
     disable a file until it changes. ``debounce``/``poll_interval``: see ``watcher.py``.
+    ``strict_modes``: refuse files others could write (see ``strictmodes.py``); on by default.
     """
 
     def __init__(
@@ -94,8 +103,10 @@ class UserIdentifiers:
         debounce: float = 0.15,
         poll_interval: float = 2.0,
         log: logging.Logger | None = None,
+        strict_modes: bool = True,
     ) -> None:
         self.directory = Path(directory)
+        self.strict_modes = strict_modes
         self.connection_budget = connection_budget
         self.log = log or logging.getLogger("passthru.plugins")
         self.containment = Containment(budget, failure_limit, self._disable, self.log)
@@ -194,7 +205,8 @@ class UserIdentifiers:
 
     def _refresh(self, path: Path, force: bool = False) -> None:
         try:
-            source = read_source(path)
+            modes = check_file(path, self.directory) if self.strict_modes else ModeCheck(None)
+            source = None if modes.refusal else read_source(path)
         except FileNotFoundError:  # removed between listing and reading
             if path in self._files:
                 self._remove(path)
@@ -203,9 +215,33 @@ class UserIdentifiers:
             self._reject(self._file(path), path.stem, LoadError(str(path), None, f"cannot read: {exc.strerror or exc}"))
             return
         file = self._file(path)
+        self._warn_modes(file, modes.warnings)
+        if source is None:
+            self._refuse(file, f"refused: {modes.refusal} (StrictModes)")
+            return
         if source.digest == file.attempted and not force:
             return
         self._try(file, source)
+
+    def _warn_modes(self, file: _File, warnings: tuple[str, ...]) -> None:
+        text = "; ".join(warnings) or None
+        if text != file.mode_warning:
+            file.mode_warning = text
+            if text:
+                self.log.warning(
+                    "%s: %s: members of that group can change the code Passthru runs "
+                    "(loaded; chmod g-w to stop this warning)",
+                    file.path,
+                    text,
+                )
+
+    def _refuse(self, file: _File, message: str) -> None:
+        """Not loaded because of its modes; the same content loads once they are fixed."""
+        file.attempted = None
+        error = LoadError(str(file.path), None, message)
+        if file.rejected and file.last_error == str(error):
+            return  # said already: a rescan for another file's change must not repeat it
+        self._reject(file, None, error)
 
     def _file(self, path: Path) -> _File:
         if path not in self._files:
@@ -292,6 +328,7 @@ class UserIdentifiers:
         else:
             outcome = "not loaded"
         self.log.error("%s (%s)", error, outcome)
+        metrics.identifier_error(file.name or file.path.stem, "load")
 
     def _remove(self, path: Path) -> None:
         file = self._files.pop(path)
@@ -310,6 +347,7 @@ class UserIdentifiers:
             if file.serving is not None and file.serving.identifier is identifier:
                 file.disabled = True
                 file.last_error = str(error)
+                metrics.identifier_error(file.name or file.path.stem, "disabled")
                 self.log.error(
                     "%s",
                     located(
