@@ -255,9 +255,8 @@ class ConnectionHandler:
         assert connection.balancer is not None and connection.endpoint is not None
         log.warning("conn=%s backend %s %s; trying the next one", connection.record.id, connection.endpoint, reason)
         connection.balancer.failed(connection.endpoint, reason)
-        metrics.upstream_failed(
-            connection.route.name if connection.route else "none", str(connection.endpoint), "reset"
-        )
+        kind = "reset" if reason.startswith("reset") else "closed"
+        metrics.upstream_failed(connection.route.name if connection.route else "none", str(connection.endpoint), kind)
         self.connections.remove_relay(relay)
         gevent.spawn(self.redial, connection)
         return True
