@@ -25,10 +25,15 @@ def passthru(tmp_path: Path) -> Iterator[Callable[..., PassthruProcess]]:
     started: list[PassthruProcess] = []
 
     def start(
-        body: str, *, extra_args: tuple[str, ...] = (), identify_timeout: str = "1s", idle_timeout: str = "30s"
+        body: str,
+        *,
+        extra_args: tuple[str, ...] = (),
+        identify_timeout: str = "1s",
+        idle_timeout: str = "30s",
+        connect_timeout: str = "2s",
     ) -> PassthruProcess:
         port = free_port()
-        timeouts = f"timeouts:\n  identify: {identify_timeout}\n  connect: 2s\n  idle: {idle_timeout}\n"
+        timeouts = f"timeouts:\n  identify: {identify_timeout}\n  connect: {connect_timeout}\n  idle: {idle_timeout}\n"
         text = f"listen:\n  - 127.0.0.1:{port}\n{timeouts}{body}"
         proc = PassthruProcess(tmp_path, text, [("127.0.0.1", port)], extra_args)
         proc.port = port  # type: ignore[attr-defined]

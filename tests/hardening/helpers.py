@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import socketserver
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -17,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.backends import _Backend
-from tests.support.net import free_port, wait_listening
-from tests.support.passthru_process import PassthruProcess, passthru_command
+from tests.support.net import free_port
+from tests.support.passthru_process import PassthruProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -182,34 +181,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
-
-
-# -- Passthru under a wrapper ----------------------------------------------------------------------
-class WrappedPassthru(PassthruProcess):
-    """``passthru run`` started through ``wrapper`` (``prlimit --nofile=64:64 --``); the process
-    id is Passthru's own, since the wrapper execs it."""
-
-    def __init__(self, directory: Path, config_text: str, listen: list[tuple[str, int]], wrapper: list[str]) -> None:
-        super().__init__(directory, config_text, listen)
-        self.wrapper = wrapper
-
-    def start(self) -> WrappedPassthru:
-        log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [*self.wrapper, *passthru_command("run", "-c", str(self.config_path))],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            env=env,
-        )
-        try:
-            for host, port in self.listen:
-                wait_listening(host, port)
-        except TimeoutError:
-            self.stop()
-            raise AssertionError(f"passthru did not start:\n{self.logs()}") from None
-        return self
 
 
 def start_passthru(directory: Path, body: str, *, extra_listen: tuple[tuple[int, str], ...] = (), **timeouts: str):

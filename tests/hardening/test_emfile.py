@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.figures import figure
-from tests.hardening.helpers import WrappedPassthru, connection_lines, cpu_seconds, fd_count, fd_kinds, wait_lines
+from tests.hardening.helpers import connection_lines, cpu_seconds, fd_count, fd_kinds, wait_lines
 from tests.support.backends import TagServer
 from tests.support.net import free_port, recv_all
+from tests.support.passthru_process import PassthruProcess
 
 LIMIT = 64
 BANNER = b"SSH-2.0-emfile\r\n"
@@ -68,8 +69,8 @@ class AtTheLimit:
             f"listen: [127.0.0.1:{self.port}]\ntimeouts: {{identify: 5s, connect: 2s, idle: 60s}}\n"
             f"routes:\n  - {{name: ssh, match: {{protocol: ssh}}, to: {self.backend.address}}}\n"
         )
-        self.proc = WrappedPassthru(
-            tmp_path, config, [("127.0.0.1", self.port)], [prlimit, f"--nofile={LIMIT}:{LIMIT}", "--"]
+        self.proc = PassthruProcess(
+            tmp_path, config, [("127.0.0.1", self.port)], wrapper=(prlimit, f"--nofile={LIMIT}:{LIMIT}", "--")
         )
         self.opened: list[tuple[socket.socket, str]] = []
         self.first: socket.socket | None = None

@@ -30,7 +30,12 @@ class PassthruProcess:
     """``passthru run -c <dir>/config.yaml`` with its stderr captured to ``<dir>/passthru.log``."""
 
     def __init__(
-        self, directory: Path, config_text: str, listen: list[tuple[str, int]], extra_args: tuple[str, ...] = ()
+        self,
+        directory: Path,
+        config_text: str,
+        listen: list[tuple[str, int]],
+        extra_args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.config_path = directory / "config.yaml"
@@ -38,13 +43,14 @@ class PassthruProcess:
         self.log_path = directory / "passthru.log"
         self.listen = listen
         self.extra_args = extra_args
+        self.wrapper = wrapper  # e.g. ("prlimit", "--nofile=64:64", "--"): it must exec Passthru
         self.process: subprocess.Popen | None = None
 
     def start(self) -> PassthruProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            passthru_command("run", "-c", str(self.config_path), *self.extra_args),
+            [*self.wrapper, *passthru_command("run", "-c", str(self.config_path), *self.extra_args)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.directory,
