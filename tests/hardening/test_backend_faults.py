@@ -17,7 +17,7 @@ import pytest
 from tests.hardening.figures import figure
 from tests.hardening.helpers import Sink, connection_lines, fd_kinds, start_passthru, tracebacks, wait_lines
 from tests.observability.scrape import scrape
-from tests.support.backends import TagServer
+from tests.support.backends import Blackhole, TagServer
 from tests.support.net import free_port, recv_all
 
 LINGER_RESET = struct.pack("ii", 1, 0)
@@ -92,29 +92,6 @@ class Faulty:
         for conn in self.held:
             conn.close()
         self.sock.close()
-
-
-class Blackhole:
-    """SYNs go unanswered: a ``listen(0)`` socket that never accepts, its queue filled."""
-
-    def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(0)
-        self.port = self.listener.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.fillers = []
-        for _ in range(2):  # the queue holds backlog + 1
-            with contextlib.suppress(OSError):
-                self.fillers.append(socket.create_connection(("127.0.0.1", self.port), timeout=0.3))
-
-    def __enter__(self) -> Blackhole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sock in self.fillers:
-            sock.close()
-        self.listener.close()
 
 
 def client(port: int, software: str, wait_first: bool = False) -> tuple[bytes, str, float]:

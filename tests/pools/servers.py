@@ -52,26 +52,6 @@ class CheckedServer(_Backend):
             self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
-class Blackhole:
-    """A loopback port whose SYNs go unanswered: a ``listen(0)`` socket that never accepts, its
-    one-connection queue filled, so the kernel drops further SYNs and connects time out."""
-
-    def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(0)
-        self.port = self.listener.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=1)
-
-    def __enter__(self) -> Blackhole:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.filler.close()
-        self.listener.close()
-
-
 class Silent:
     """Accepts connections and never sends a byte (a check with ``expect`` times out)."""
 

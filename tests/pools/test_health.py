@@ -14,7 +14,8 @@ from passthru.config.model import HealthCheck
 from passthru.server.backends import Backends
 from passthru.server.health import Check, HealthMonitor, plan, probe
 from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
-from tests.pools.servers import PING, Blackhole, CheckedServer, Silent
+from tests.pools.servers import PING, CheckedServer, Silent
+from tests.support.backends import Blackhole
 from tests.support.net import free_port
 
 PONG_CHECK = HealthCheck(interval=0.05, timeout=0.3, send=PING, expect=b"+PONG", rise=2, fall=3)

@@ -10,7 +10,8 @@ from collections import Counter
 from passthru.config.addresses import parse_endpoint
 from passthru.server.backends import Backends
 from passthru.server.balance import Member, source_hash
-from tests.pools.servers import Blackhole, CheckedServer
+from tests.pools.servers import CheckedServer
+from tests.support.backends import Blackhole
 from tests.support.net import free_port, recv_all
 
 REQUEST = b"GET /pool HTTP/1.1\r\nHost: api.example.com\r\n\r\n"

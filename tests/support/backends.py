@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import socket
@@ -100,3 +101,27 @@ def deterministic_stream(size: int, block: int = 1 << 20, seed: int = 7):
         n = min(block, size - sent)
         yield rng.randbytes(n)
         sent += n
+
+
+class Blackhole:
+    """A loopback port whose SYNs go unanswered: a ``listen(0)`` socket that never accepts, its
+    queue filled, so the kernel drops further SYNs and connects time out."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.fillers: list[socket.socket] = []
+        for _ in range(2):  # the queue holds backlog + 1
+            with contextlib.suppress(OSError):
+                self.fillers.append(socket.create_connection(("127.0.0.1", self.port), timeout=0.3))
+
+    def __enter__(self) -> Blackhole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sock in self.fillers:
+            sock.close()
+        self.listener.close()

@@ -10,29 +10,20 @@ import threading
 from pathlib import Path
 
 
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
+def self_signed(directory: Path, name: str, common_name: str) -> tuple[Path, Path]:
+    """``<name>.crt`` and ``<name>.key``: a throw-away RSA certificate from the openssl CLI."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=passthru.test",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={common_name}",
+         "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
-    )
+    )  # fmt: skip
     return cert, key
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    return self_signed(directory, "cert", "passthru.test")
 
 
 class TLSBackend:
