@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import time
@@ -24,15 +25,20 @@ def relayed(port: int, source: str = "127.0.0.1") -> socket.socket:
 
 
 def served(port: int, source: str = "127.0.0.5") -> bool:
-    """A refused connection is closed at once; with our bytes unread, that can be a reset.
+    """A refused connection is closed at once; with our bytes unread, that can be a reset, seen
+    by whichever of our calls comes next (send, shutdown: ENOTCONN, or recv).
     (From its own address: the start-up probe of the test harness used a token of 127.0.0.1.)"""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as sock:
             sock.sendall(BANNER)
             sock.shutdown(socket.SHUT_WR)
             return recv_all(sock).startswith(b"[ssh]")
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         return False
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            return False
+        raise
 
 
 def refused_at_once(port: int, source: str = "127.0.0.1") -> bool:
@@ -42,7 +48,7 @@ def refused_at_once(port: int, source: str = "127.0.0.1") -> bool:
         try:
             sock.sendall(BANNER)
             data = sock.recv(100)
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             data = b""
         return data == b"" and time.monotonic() - started < 1
 
