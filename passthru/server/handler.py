@@ -228,13 +228,7 @@ class ConnectionHandler:
             upstream.sendall(first + connection.prefix)
         except OSError as exc:
             if len(route.to) > len(connection.tried):
-                reason = f"reset the connection ({exc.strerror or exc})"
-                log.warning("conn=%s backend %s %s; trying the next one", record.id, endpoint, reason)
-                balancer.failed(endpoint, reason)
-                metrics.upstream_failed(route.name, str(endpoint), "reset")
-                upstream.close()
-                balancer.release(endpoint)
-                connection.upstream = connection.balancer = connection.endpoint = None
+                self.drop_backend(connection, f"reset the connection ({exc.strerror or exc})")
                 return None
             record.ended = "upstream_reset"
             record.error = f"sending the first bytes: {exc}"
@@ -250,23 +244,26 @@ class ConnectionHandler:
 
     def upstream_failed_early(self, connection: Connection, relay: Relay, reason: str) -> bool:
         """The backend accepted, then closed or reset before answering, and the client has sent
-        nothing beyond the prefix: mark it down and take the client to the next backend (the
-        prefix is replayed; the client notices nothing but the delay). In the hub: no blocking."""
-        assert connection.balancer is not None and connection.endpoint is not None
-        log.warning("conn=%s backend %s %s; trying the next one", connection.record.id, connection.endpoint, reason)
-        connection.balancer.failed(connection.endpoint, reason)
-        kind = "reset" if reason.startswith("reset") else "closed"
-        metrics.upstream_failed(connection.route.name if connection.route else "none", str(connection.endpoint), kind)
+        nothing beyond the prefix: take the client to the next backend (the prefix is replayed;
+        the client notices nothing but the delay). In the hub: no blocking here."""
         self.connections.remove_relay(relay)
+        self.drop_backend(connection, reason)
         gevent.spawn(self.redial, connection)
         return True
 
-    def redial(self, connection: Connection) -> None:
-        """In its own greenlet: drop the failed backend, forward to the next one, or close."""
+    def drop_backend(self, connection: Connection, reason: str) -> None:
+        """A backend failed before answering: log it, mark it down, count it, and let go of it."""
         assert connection.upstream is not None and connection.balancer is not None and connection.endpoint is not None
+        route = connection.route.name if connection.route else "none"
+        log.warning("conn=%s backend %s %s; trying the next one", connection.record.id, connection.endpoint, reason)
+        connection.balancer.failed(connection.endpoint, reason)
+        metrics.upstream_failed(route, str(connection.endpoint), "reset" if reason.startswith("reset") else "closed")
         connection.upstream.close()
         connection.balancer.release(connection.endpoint)
         connection.upstream = connection.balancer = connection.endpoint = None
+
+    def redial(self, connection: Connection) -> None:
+        """In its own greenlet: forward to the next backend, or close."""
         connection.relayed = False
         try:
             forwarded = self.forward(connection)
@@ -277,7 +274,6 @@ class ConnectionHandler:
             forwarded = False
         if not forwarded:
             self.handed_over.discard(connection.client)
-            connection.relayed = False
             self.close(connection)
 
     def relay_done(self, connection: Connection, relay: Relay, result: RelayResult) -> None:
