@@ -46,7 +46,8 @@ class Runtime:
     config: Config
     router: Router
     balancers: dict[str, Balancer]
-    declarative: tuple[Identifier, ...]
+    #: The config's declarative rules, then the built-ins: called without containment.
+    trusted: tuple[Identifier, ...]
     #: The first route when it matches everything: then there is nothing to identify and the
     #: connection is dialed at once (HAProxy's plain ``mode tcp``; server-speaks-first works).
     catch_all: Route | None = None
@@ -56,23 +57,16 @@ class Runtime:
     def build(cls, config: Config) -> Runtime:
         targets = [*config.routes, config.default, config.on_timeout]
         balancers = {r.name: Balancer(r) for r in targets if r is not None}
-        declarative = tuple(to_identifier(d) for d in config.declarative)
+        trusted = (*(to_identifier(d) for d in config.declarative), *BUILTINS)
         first = config.routes[0] if config.routes else None
-        catch_all = first if first is not None and first.protocol is None and not first.fields else None
+        catch_all = first if first is not None and first.catch_all else None
         listeners = {listener_key(listener): listener for listener in config.listeners}
-        runtime = cls(config, Router(config.routes), balancers, declarative, catch_all, listeners)
-        object.__setattr__(runtime, "_trusted", (*declarative, *BUILTINS))
-        return runtime
-
-    @property
-    def trusted(self) -> tuple[Identifier, ...]:
-        """The config's declarative rules and the built-ins: called without containment."""
-        return self._trusted
+        return cls(config, Router(config.routes), balancers, trusted, catch_all, listeners)
 
     def identifiers(self, user: UserIdentifiers | None = None) -> tuple[Identifier, ...]:
         """User files, then the config's declarative rules and the built-ins whose names no user
         file took (a user file replaces a built-in of the same name)."""
-        return user.combined(self._trusted) if user is not None else self._trusted
+        return user.combined(self.trusted) if user is not None else self.trusted
 
     def balancer(self, route: Route) -> Balancer:
         return self.balancers[route.name]
