@@ -28,7 +28,7 @@ from passthru.server.admission import Admission
 from passthru.server.connections import Connections
 from passthru.server.listener import format_address
 from passthru.server.relay import Relay, RelayResult, shutdown_write
-from passthru.server.runtime import TRUSTED_SOURCES, Runtime, connection_guard
+from passthru.server.runtime import Runtime, connection_guard
 from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
 
 log = logging.getLogger("passthru.server")
@@ -102,7 +102,7 @@ class ConnectionHandler:
         self.worker = worker
         self.connections = Connections()
         self.admission = Admission()
-        self.preparing = Preparing(lambda identifier: identifier.source in TRUSTED_SOURCES)
+        self.preparing = Preparing(lambda identifier: identifier.trusted)
         #: Called after each close so listeners paused at ``max_connections`` resume.
         self.on_capacity: Callable[[], None] = lambda: None
         #: Client sockets now owned by a relay: the accept loop must not close them when the
