@@ -322,8 +322,10 @@ def _run_attack(
     except json.JSONDecodeError as exc:
         raise BenchError(f"hostile.py {attack} through {target.name}: {stdout!r} {stderr}") from exc
     ends = [t["ended"] for t in trickled]
+    hostile_cpu = max(0.0, cpu - len(times) * honest_cpu)
     result: dict[str, float] = {
-        "cpu_s": max(0.0, cpu - len(times) * honest_cpu) / connections,
+        "cpu_s": hostile_cpu / connections,
+        "cpu_us_per_byte": 1e6 * hostile_cpu / max(1, sum(t["sent"] for t in trickled)),
         "seconds": seconds,
         "held_s": statistics.median([t["seconds"] for t in trickled]),
         "sent": statistics.median([t["sent"] for t in trickled]),

@@ -325,10 +325,11 @@ def hostile_tables(results: Results) -> list[str]:
     out = ["### 6. Hostile clients: one byte per packet (bench/hostile.py), an honest client beside them", ""]
     head = ["attack", "hostile conns"]
     head += [f"{t} CPU-s/hostile conn" for t in ts] + (["CPU x HAProxy"] if both else [])
+    head += [f"{t} CPU µs/hostile byte" for t in ts]
     head += [f"{t} honest p50 / p99 ms" for t in ts]
     head += [f"{t} closed by proxy / held s / bytes" for t in ts]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    quiet = ["no attack", "0"] + ["-"] * (len(ts) + both)
+    quiet = ["no attack", "0"] + ["-"] * (2 * len(ts) + both)
     quiet += [f"{h(t, 'quiet/p50', '.1f')} / {h(t, 'quiet/p99', '.1f')}" for t in ts] + ["-"] * len(ts)
     out.append("| " + " | ".join(quiet) + " |")
     for case in cases:
@@ -337,6 +338,7 @@ def hostile_tables(results: Results) -> list[str]:
         if both:
             cpu = (med(results, HOSTILE, t, f"{case}/cpu_s") for t in ("passthru", "haproxy"))
             row.append(fmt_ratio(ratio(*cpu)))
+        row += [h(t, f"{case}/cpu_us_per_byte", ".0f") for t in ts]
         row += [f"{h(t, f'{case}/p50', '.1f')} / {h(t, f'{case}/p99', '.1f')}" for t in ts]
         row += [
             f"{h(t, f'{case}/ended_by_proxy', '.0f')} of {n} / {h(t, f'{case}/held_s', '.2f')} / "
@@ -350,7 +352,8 @@ def hostile_tables(results: Results) -> list[str]:
         "Each attack runs for at most the hostile duration, or until the proxy closes the connection; meanwhile one "
         "honest client sends sequential small HTTP requests (Host bench.local) through the same proxy. CPU-s per "
         "hostile connection: the proxy's CPU during the attack, minus the honest requests' share (at the CPU per "
-        "request of the quiet window measured first), divided by the hostile connections. held s / bytes: median "
+        "request of the quiet window measured first), divided by the hostile connections (µs/byte: by the bytes they "
+        "sent, which does not depend on how long they lasted). held s / bytes: median "
         "per hostile connection. The proxies here route like the main targets but close what no route matches "
         "(Passthru `default: reject`; HAProxy `tcp-request content reject` after inspect-delay 3s or a full buffer)."
     )
