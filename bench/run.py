@@ -2,7 +2,7 @@
 """Benchmark Passthru side by side with HAProxy, sslh and the direct path, in one run on loopback.
 
 Starts nginx, an iperf3 server and a holding server, then every proxy, each on its own free port
-of 127.0.0.1 with a generated config in a temp dir; runs each figure of issue 6 for each target,
+of 127.0.0.1 with a generated config in a temp dir; runs each figure (issues 6, 11, 14) for each target,
 interleaved (the target order rotates every round), for a few rounds; prints medians and ratios
 and writes them to bench/results/latest.md. Everything it started is stopped at the end, on
 errors and on Ctrl-C.
