@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peers import HOST, BenchError, Target, cpu_seconds, pss_kib, rss_kib
+from peers import HOST, BenchError, Target, Unmeasurable, cpu_seconds, pss_kib, rss_kib
 
 HERE = Path(__file__).resolve().parent
 
@@ -238,7 +238,7 @@ def _wait_attached(stderr_path: Path, pids: int, proc: subprocess.Popen, timeout
     deadline = time.monotonic() + timeout
     while stderr_path.read_text(errors="replace").count(" attached") < pids:
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"strace did not attach: {stderr_path.read_text(errors='replace')[-500:]}")
+            raise Unmeasurable(f"strace did not attach: {stderr_path.read_text(errors='replace')[-500:]}")
         time.sleep(0.05)
     time.sleep(0.3)  # the threads of a process it attached to (HAProxy's) come right after
 

@@ -51,6 +51,10 @@ class BenchError(RuntimeError):
     """A peer would not start or a check failed; the message says which."""
 
 
+class Unmeasurable(BenchError):
+    """This machine cannot take this figure (strace may not attach): the run goes on without it."""
+
+
 # -- small system helpers -----------------------------------------------------------------------
 def raise_nofile(wanted: int = 65536) -> int:
     """Raise our soft RLIMIT_NOFILE (children inherit it); return the new soft limit."""

@@ -40,6 +40,7 @@ from peers import (
     Backends,
     BenchError,
     Target,
+    Unmeasurable,
     log_path,
     make_targets,
     raise_nofile,
@@ -227,7 +228,13 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
                     addresses = {t.name: t.address(figure, backends) for t in eligible}
                     measured = list(figures.latency(addresses, args.samples).items())
                 else:
-                    measured = [(t.name, measure(figure, t, backends, args)) for t in eligible]
+                    measured = []
+                    for t in eligible:
+                        try:
+                            measured.append((t.name, measure(figure, t, backends, args)))
+                        except Unmeasurable as exc:
+                            print(f"round {rnd + 1}/{args.rounds} {figure:10} {t.name:14} not measured: {exc}")
+                            args.remarks.append(f"{figure} through {t.name}, round {rnd + 1}: not measured: {exc}")
                 for name, m in measured:
                     results.setdefault(figure, {}).setdefault(name, {})[rnd] = m
                     print(f"round {rnd + 1}/{args.rounds} {figure:10} {name:14} {describe(figure, m)}", flush=True)
