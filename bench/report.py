@@ -445,27 +445,19 @@ def verdicts_issue14(results: Results) -> list[str]:
     r = results.get(HOSTILE, {}).get("passthru")
     if not r:
         return []
-    keys = {k for m in r.values() for k in m}
-    cpu = [v for k in keys if k.endswith("/cpu_s") if (v := median_of(r, k)) is not None]
-    p99 = [v for k in keys if k.endswith("/p99") and not k.startswith("quiet/") if (v := median_of(r, k)) is not None]
-    worst_cpu, worst_p99 = (max(cpu) if cpu else None), (max(p99) if p99 else None)
+    keys = {k for m in r.values() for k in m if not k.startswith("quiet/")}
+
+    def worst(suffix: str) -> float | None:
+        values = [v for k in keys if k.endswith(suffix) if (v := median_of(r, k)) is not None]
+        return max(values) if values else None
+
     out = ["### Issue 14 targets (Passthru, worst attack, medians of this run)", "", *VERDICT_HEAD]
-    out.append(
-        verdict_line(
-            "≤ 0.2 CPU-s per hostile connection",
-            worst_cpu,
-            worst_cpu is not None and worst_cpu <= 0.2,
-            fmt(worst_cpu, ".3f", " CPU-s"),
-        )
-    )
-    out.append(
-        verdict_line(
-            "honest p99 ≤ 100 ms under attack",
-            worst_p99,
-            worst_p99 is not None and worst_p99 <= 100,
-            fmt(worst_p99, ".1f", " ms"),
-        )
-    )
+    for name, suffix, limit, spec, unit in (
+        ("≤ 0.2 CPU-s per hostile connection", "/cpu_s", 0.2, ".3f", " CPU-s"),
+        ("honest p99 ≤ 100 ms under attack", "/p99", 100.0, ".1f", " ms"),
+    ):
+        value = worst(suffix)
+        out.append(verdict_line(name, value, value is not None and value <= limit, fmt(value, spec, unit)))
     out.append("")
     return out
 
