@@ -84,10 +84,12 @@ class Observers:
     def opened(self, connection: Connection) -> None:
         for observer in self.observers:
             observer.opened(connection)
+        self._soon()
 
     def identified(self, connection: Connection, seconds: float) -> None:
         for observer in self.observers:
             observer.identified(connection, seconds)
+        self._soon()
 
     def identify_timeout(self, connection: Connection) -> None:
         for observer in self.observers:
@@ -108,6 +110,10 @@ class Observers:
     def closed(self, connection: Connection) -> None:
         for observer in self.observers:
             observer.closed(connection)
+        self._soon()
+
+    def _soon(self) -> None:
+        """Flush shortly: every event of this batch is applied within ``FLUSH_SECONDS``."""
         if self._scheduled is None:
             self._scheduled = gevent.spawn_later(self.FLUSH_SECONDS, self._scheduled_flush)
 

@@ -13,13 +13,18 @@ if TYPE_CHECKING:
 
 
 class MetricsObserver(NullObserver):
-    """Counts what ``/metrics`` shows (see ``passthru.metrics``)."""
+    """Counts what ``/metrics`` shows (see ``passthru.metrics``). What every connection has
+    (opened, identified, closed, bytes) is tallied in plain integers and applied at ``flush``;
+    the rarer events are recorded at once."""
+
+    def __init__(self) -> None:
+        self.tally = metrics.ConnectionTally()
 
     def opened(self, connection: Connection) -> None:
-        metrics.connection_opened()
+        self.tally.opened += 1
 
     def identified(self, connection: Connection, seconds: float) -> None:
-        metrics.identified(seconds)
+        self.tally.identify_seconds.append(seconds)
 
     def identify_timeout(self, connection: Connection) -> None:
         metrics.identify_timeout(len(connection.data))
@@ -35,7 +40,12 @@ class MetricsObserver(NullObserver):
         metrics.upstream_failed(route, backend, reason)
 
     def closed(self, connection: Connection) -> None:
-        metrics.connection_closed(connection.record)
+        self.tally.connection_closed(connection.record)
+
+    def flush(self) -> None:
+        if not self.tally.empty():
+            tally, self.tally = self.tally, metrics.ConnectionTally()
+            metrics.connections_batch(tally)
 
 
 class LogObserver(NullObserver):
