@@ -14,6 +14,12 @@ The decision rule (documented in README, "How a protocol is chosen"):
 
 An identifier that raises is treated as "no match" for that connection and reported through
 ``errors`` so the caller can log it; it never escapes.
+
+Cost. ``Identification`` is per-connection state, so it also holds each trusted identifier's
+resumable session (``Identifier.session``, started on first use): the HTTP family, for one, then
+reads each new byte once instead of re-parsing the whole prefix on every read, and a client that
+trickles its bytes costs time linear in what it sent. Trusted identifiers are called directly;
+only untrusted ones (user files) go through ``guard``, which contains them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from passthru.identify.base import Fields, Identifier, check_verdict
+from passthru.identify.base import Fields, Identifier, IdentifyFunc, check_verdict
 
 Guard = Callable[[Identifier, bytes], "Fields | int | None"]
 
@@ -38,6 +44,8 @@ class Answer:
     identifier: Identifier
     verdict: Fields | int | None = 0
     error: str | None = None
+    #: The trusted identifier's per-connection callable (its session), made when first asked.
+    session: IdentifyFunc | None = field(default=None, repr=False)
 
     @property
     def matched(self) -> bool:
@@ -148,7 +156,13 @@ class Identification:
     def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
         identifier = answer.identifier
         try:
-            return check_verdict(identifier.name, data, self.guard(identifier, data))
+            if identifier.trusted:
+                if answer.session is None:
+                    answer.session = identifier.start()
+                raw = answer.session(data)
+            else:
+                raw = self.guard(identifier, data)
+            return check_verdict(identifier.name, data, raw)
         except Exception as exc:
             answer.error = f"{type(exc).__name__}: {exc}"
             self.errors.append((identifier, answer.error))

@@ -179,14 +179,19 @@ def verdict_of(parse: Callable[[bytes], Fields]) -> Callable[[bytes], Fields | i
 
     @wraps(parse)
     def identify(data: bytes) -> Fields | int | None:
-        try:
-            return parse(data)
-        except Truncated as short:
-            return max(short.needed, len(data) + 1)
-        except Malformed:
-            return None
+        return verdict(parse, data)
 
     return identify
+
+
+def verdict(parse: Callable[[bytes], Fields], data: bytes) -> Fields | int | None:
+    """``parse(data)`` as one of the three verdicts (``Truncated``: need more, ``Malformed``: no)."""
+    try:
+        return parse(data)
+    except Truncated as short:
+        return max(short.needed, len(data) + 1)
+    except Malformed:
+        return None
 
 
 def expect_prefix(data: bytes, prefix: bytes) -> None:
@@ -306,23 +311,6 @@ def complete_lines(data: bytes, start: int = 0, max_length: int = 1024) -> Itera
 
 
 Headers = list[tuple[bytes, bytes]]
-
-
-def header_block(data: bytes, offset: int, max_block: int = 16384, separator: bytes = b":") -> Headers:
-    """The ``name: value`` lines from ``offset`` to the empty line that ends them (HTTP, RTSP,
-    STOMP): names lower-cased, values stripped. Truncated until the empty line arrives."""
-    headers: Headers = []
-    start = offset
-    while True:
-        if offset - start > max_block:
-            raise Malformed("header block too long")
-        line, offset = read_line(data, offset, max_block)
-        if not line:
-            return headers
-        name, sep, value = line.partition(separator)
-        if not sep or not name or not is_printable_ascii(name):
-            raise Malformed("header line without a field name")
-        headers.append((name.lower(), value.strip()))
 
 
 def first_header(headers: Headers, name: bytes) -> bytes | None:
