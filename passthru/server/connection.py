@@ -74,7 +74,7 @@ class Worker:
     observers: Observers
     worker: int = 0
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    preparing: Preparing = field(default_factory=lambda: Preparing(lambda identifier: identifier.trusted))
+    preparing: Preparing = field(default_factory=Preparing)
 
     def accept(self, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str) -> None:
         """A new client socket (non-blocking): its connection starts at once."""
