@@ -32,7 +32,7 @@ from gevent import get_hub
 
 from passthru.server.pools import BufferPool, PipePool
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 #: Bytes one direction may move per wake-up before letting other connections run (fairness).
 TURN_BUDGET = 1024 * 1024
 LINGER_RESET = struct.pack("ii", 1, 0)
