@@ -35,7 +35,7 @@ from passthru.plugins.errors import (
     describe,
     user_line,
 )
-from passthru.plugins.timelimit import Overrun, TimeLimit
+from passthru.plugins.timelimit import TIME_LIMIT, Overrun
 
 #: ``Identifier.source`` of the built-ins (the dataclass default).
 BUILTIN_SOURCE = "builtin"
@@ -61,7 +61,7 @@ class Containment:
     ) -> None:
         self.budget = budget
         self.failure_limit = failure_limit
-        self.limit = TimeLimit()
+        self.limit = TIME_LIMIT
         self._on_disable = on_disable
         self._log = log
         self._health: dict[int, Health] = {}

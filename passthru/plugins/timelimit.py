@@ -5,13 +5,19 @@ user identifier would freeze every connection of the process; nothing cooperativ
 CPython runs Python-level signal handlers between bytecodes of the main thread, so a handler
 that raises lands inside the loop and unwinds it.
 
-How: ``setitimer(ITIMER_REAL, seconds, repeat)`` arms a timer; its handler raises ``Overrun``
-only when the interrupted frame is *inside* the call being limited (it walks ``f_back`` to the
-frame of :meth:`TimeLimit.call`). So an alarm that arrives after the call returned, or while a
-user function has switched to another greenlet, is ignored instead of hitting unrelated code;
-the timer keeps firing every ``repeat`` seconds until the call ends, which also defeats code
-that swallows one ``Overrun`` and carries on. The previous ``SIGALRM`` handler and any running
-timer are saved and restored around each call.
+How: a ticking ``setitimer(ITIMER_REAL, tick, tick)`` and a handler that raises ``Overrun``
+only when a call's deadline has passed and the interrupted frame is *inside* that call (it
+walks ``f_back`` to the frame of :meth:`TimeLimit.call`). So an alarm that arrives after the
+call returned, or while a user function has switched to another greenlet, is ignored instead of
+hitting unrelated code; the handler keeps firing every ``tick`` until the call ends, which also
+defeats code that swallows one ``Overrun`` and carries on.
+
+Cost: a call itself makes no system call, only two attribute writes: the timer is armed at the
+first call and keeps ticking while calls keep coming (each call checks, without a system call,
+that the handler is still ours); once none came for ``idle`` seconds the handler disarms it and
+gives ``SIGALRM`` back (the previous handler, and a previous timer with
+what was left of it). Arming and disarming per call cost four system calls, twelve per
+connection with three user files. A deadline is kept within one ``tick`` (5 ms).
 
 Limits (documented in README, "User identifiers"):
 
@@ -22,14 +28,14 @@ Limits (documented in README, "User identifiers"):
   the handler does not raise).
 * Code that catches ``BaseException`` (a bare ``except:``) around its whole loop can swallow
   every alarm. This is containment of mistakes, not a sandbox against hostile code.
-* A previous timer that would have fired during the call fires after it instead.
-
-The public ``signal.signal`` wraps handlers in enums and costs ~4 us per call; ``_signal``
-(what ``signal`` itself is built on) costs ~0.3 us, so the per-call overhead is ~2 us.
+* While armed it owns ``SIGALRM``: a previous timer that would have fired meanwhile fires once
+  it is given back instead.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -55,11 +61,20 @@ class Overrun(BaseException):
 
 
 class TimeLimit:
-    """Runs one call at a time under a deadline. Not re-entrant: one instance per process."""
+    """Runs one call at a time under a deadline. Not re-entrant: one instance per process
+    (``TIME_LIMIT``), since a process has one ``SIGALRM``."""
 
-    def __init__(self, repeat: float = 0.005) -> None:
-        self.repeat = repeat
+    def __init__(self, tick: float = 0.005, idle: float = 1.0) -> None:
+        self.tick = tick
+        self.idle = idle
         self._frame: FrameType | None = None
+        self._deadline = 0.0
+        self._last_call = 0.0
+        self._armed = False
+        self._previous_handler: object = None
+        self._previous_timer: tuple[float, float] = (0.0, 0.0)
+        self._armed_at = 0.0
+        self._handler = self._on_alarm  # one bound method, so that ownership is an identity test
 
     def can_interrupt(self) -> bool:
         """Whether a call made now would be limited: only in the main thread (the one that gets
@@ -70,26 +85,59 @@ class TimeLimit:
         """``func(arg)``, raising :class:`Overrun` if it is still running after ``seconds``."""
         if not self.can_interrupt():
             return func(arg)  # nested or off the main thread: the caller measures instead
-        previous_handler = _sig.signal(_sig.SIGALRM, self._on_alarm)
-        previous_timer = _sig.setitimer(_sig.ITIMER_REAL, max(seconds, 1e-6), self.repeat)
-        started = perf_counter()
+        if not self._armed or _sig.getsignal(_sig.SIGALRM) is not self._handler:
+            self._arm()  # first call, or someone else took SIGALRM meanwhile: take it back
+        self._deadline = perf_counter() + seconds
         self._frame = sys._getframe()
         try:
             return func(arg)
         finally:
             self._frame = None
-            _sig.setitimer(_sig.ITIMER_REAL, 0)
-            _sig.signal(_sig.SIGALRM, previous_handler if previous_handler is not None else _sig.SIG_DFL)
-            if previous_timer[0] > 0:
-                remaining = previous_timer[0] - (perf_counter() - started)
-                _sig.setitimer(_sig.ITIMER_REAL, max(remaining, 1e-6), previous_timer[1])
+            self._last_call = perf_counter()
+
+    def _arm(self) -> None:
+        self._previous_handler = _sig.signal(_sig.SIGALRM, self._handler)
+        self._previous_timer = _sig.setitimer(_sig.ITIMER_REAL, self.tick, self.tick)
+        self._armed_at = self._last_call = perf_counter()
+        self._armed = True
+
+    def disarm(self) -> None:
+        """Stop ticking and give ``SIGALRM`` back (its handler, and what was left of its timer)."""
+        if not self._armed:
+            return
+        self._armed = False
+        _sig.setitimer(_sig.ITIMER_REAL, 0)
+        previous = self._previous_handler
+        _sig.signal(_sig.SIGALRM, previous if previous is not None else _sig.SIG_DFL)
+        remaining, interval = self._previous_timer
+        if remaining > 0:
+            left = remaining - (perf_counter() - self._armed_at)
+            _sig.setitimer(_sig.ITIMER_REAL, max(left, 1e-6), interval)
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         target = self._frame
-        if target is None or frame is target:
-            return  # the call has returned (or is returning): nothing to interrupt
+        if not self._armed:  # a stale tick (a timer of ours given back to us by another owner)
+            _sig.setitimer(_sig.ITIMER_REAL, 0)
+            return
+        if target is None:  # between calls
+            if perf_counter() - self._last_call > self.idle:
+                self.disarm()
+            return
+        if frame is target or perf_counter() < self._deadline:
+            return  # returning, or still within its time
         while frame is not None:
             if frame is target:
                 raise Overrun
             frame = frame.f_back
         # Another greenlet is running (the user code switched away): try again next tick.
+
+    def forget(self) -> None:
+        """In a forked child: the timer was not inherited (timers never are), so the next call
+        arms it again."""
+        self._armed = False
+
+
+#: The process's time limit, shared by every set of user identifiers (a reload makes a new set).
+TIME_LIMIT = TimeLimit()
+os.register_at_fork(after_in_child=TIME_LIMIT.forget)
+atexit.register(TIME_LIMIT.disarm)  # a tick after the interpreter reset SIGALRM would kill the exit
