@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from functools import partial
 
 from passthru.cli import add_config_option
+from passthru.commands.editing import add_edit_options, run_edit
 from passthru.config.document import parse_document
 from passthru.config.edit import EditError, add_route, move_route, remove_route, set_route
-from passthru.commands.editing import add_edit_options, run_edit
 from passthru.config.errors import ConfigErrors
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS
 

@@ -2,8 +2,9 @@
 
 A route's ``match`` names a protocol (one the identifiers know), fields that protocol reports,
 ``client`` networks and ``listener`` names (see ``matching.py``). A route without ``match`` is a
-catch-all. A ``to`` with ``{placeholders}`` is a template and needs ``allow`` (``templates.py``). ``default`` and ``on_timeout`` take ``reject``, a route name or an address: names
-cannot contain ``:`` and addresses always do, so the three forms never overlap. A route's
+catch-all. A ``to`` with ``{placeholders}`` is a template and needs ``allow`` (``templates.py``).
+``default`` and ``on_timeout`` take ``reject``, a route name or an address: names cannot
+contain ``:`` and addresses always do, so the three forms never overlap. A route's
 backend pool (``to`` with weights, ``health_check``) is built in ``pools.py``.
 ``transparent: true`` dials the backends from the client's own address (default false).
 """
