@@ -24,11 +24,14 @@ from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.engine import Decision, Identification, Preparing
 from passthru.plugins import UserIdentifiers
+from passthru.routing import NO_GROUPS, Groups
 from passthru.server.admission import Admission
 from passthru.server.connections import Connections
 from passthru.server.listener import format_address
+from passthru.server.pgtls import answer_client, backend_starttls
 from passthru.server.relay import Relay, RelayResult, shutdown_write
 from passthru.server.runtime import Runtime, connection_guard
+from passthru.server.targets import TARGETS
 from passthru.server.upstream import Balancer, UpstreamUnavailable, dial_any
 
 log = logging.getLogger("passthru.server")
@@ -69,6 +72,7 @@ class Connection:
     tried: set[Endpoint] = field(default_factory=set)
     prefix_bytes: int = 0
     relayed: bool = False  # handed to a Relay, which closes and logs it when it ends
+    starttls: bool = False  # PostgreSQL by SNI: the backend must accept an SSLRequest first (pgtls.py)
 
     @property
     def source(self) -> str:
@@ -169,6 +173,8 @@ class ConnectionHandler:
             prefix = Prefix(initial, Decision(None, {}, None), "catch_all")
         else:
             prefix = self.read_prefix(client, runtime, deadline, initial)
+            if runtime.router.postgres_tls:  # PostgreSQL by SNI: answer its SSLRequest, read the ClientHello
+                prefix = self.postgres_starttls(connection, prefix, deadline)
             if prefix.stopped == "timeout":
                 metrics.identify_timeout(len(prefix.data))
             elif prefix.data:
@@ -176,9 +182,16 @@ class ConnectionHandler:
         self.leave_identification(connection)
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
-        route = self.choose_route(runtime, prefix)
+        route, groups = self.choose_route(runtime, prefix, connection)
+        if route is not None and route.template is not None:  # to: "{x}.svc:443" (targets.py)
+            target = TARGETS.resolve(route, groups, prefix.decision.fields, runtime.config.timeouts)
+            route, record.ended, record.error = target.route, target.ended, target.error
         if route is None:
-            record.ended = "client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected"
+            record.ended = record.ended or (
+                "client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected"
+            )
+            if record.error:
+                log.warning("conn=%s %s", record.id, record.error)
             reject(client)
             return
         record.route = route.name
@@ -225,13 +238,18 @@ class ConnectionHandler:
             destination = connection.destination or client.getsockname()[:2]
             first = proxyproto.header_for(route.proxy_protocol, connection.client_address, destination)
         try:
-            upstream.sendall(first + connection.prefix)
+            payload, refused = (first + connection.prefix, None)
+            if connection.starttls:  # PostgreSQL by SNI: the backend must say S to our SSLRequest
+                payload, refused = backend_starttls(upstream, first, connection.prefix, runtime.config.timeouts.connect)
+            upstream.sendall(payload)
         except OSError as exc:
+            refused = f"reset the connection ({exc.strerror or exc})"
+        if refused is not None:
             if len(route.to) > len(connection.tried):
-                self.drop_backend(connection, f"reset the connection ({exc.strerror or exc})")
+                self.drop_backend(connection, refused)
                 return None
-            record.ended = "upstream_reset"
-            record.error = f"sending the first bytes: {exc}"
+            record.ended = "upstream_refused_tls" if connection.starttls else "upstream_reset"
+            record.error = refused if connection.starttls else f"sending the first bytes: {refused}"
             return False
         connection.prefix_bytes = len(connection.prefix)
         connection.relayed = True
@@ -366,19 +384,41 @@ class ConnectionHandler:
         return data[header.length :]
 
     @staticmethod
-    def choose_route(runtime: Runtime, prefix: Prefix) -> Route | None:
-        """``on_timeout`` for a client that sent nothing in time; else the rules, else ``default``."""
+    def choose_route(runtime: Runtime, prefix: Prefix, connection: Connection) -> tuple[Route | None, Groups]:
+        """``on_timeout`` for a client that sent nothing in time; else the rules (with the groups
+        their regexes captured), else ``default``."""
         config = runtime.config
         if prefix.stopped == "catch_all":
-            return runtime.catch_all
+            return runtime.catch_all, NO_GROUPS
         if not prefix.data:
-            return config.on_timeout if prefix.stopped == "timeout" else None
+            return (config.on_timeout if prefix.stopped == "timeout" else None), NO_GROUPS
         decision = prefix.decision
-        route = runtime.router.route(decision.protocol, decision.fields)
-        if route is None:
+        listener = runtime.listeners.get(connection.server.listener_key)
+        found = runtime.router.match(
+            decision.protocol, decision.fields, connection.source, listener.name if listener else None
+        )
+        if found is None:
             metrics.unmatched(decision.protocol)
-            return config.default
-        return route
+            return config.default, NO_GROUPS
+        return found.route, found.groups
+
+    def postgres_starttls(self, connection: Connection, prefix: Prefix, deadline: float) -> Prefix:
+        """Answer a postgres SSLRequest with S (GSSENCRequest with N) and read the ClientHello, so
+        routes can test its sni/alpn; any other prefix is returned as it is (see pgtls.py)."""
+        limit = connection.runtime.config.limits.identify_bytes
+        decision, client = prefix.decision, connection.client
+        step = answer_client(
+            decision.protocol,
+            decision.fields,
+            prefix.data,
+            partial(read_until, client, deadline),
+            client.sendall,
+            limit,
+        )
+        if step is None:
+            return prefix
+        connection.starttls = step.starttls
+        return Prefix(step.data, Decision(step.protocol, step.fields, None), step.stopped)
 
 
 #: One read buffer for all prefix reads of this process: a read and the copy out of it happen
