@@ -102,8 +102,12 @@ def test_a_backend_refusing_tls_is_an_early_failure(servers, passthru) -> None:
     a, b = servers
     refuser = RefusesTLS()
     try:
-        pool = f"  - {{name: pool, match: {{protocol: postgres, sni: pool.example.test}}, balance: first, to: [127.0.0.1:{refuser.port}, 127.0.0.1:{a.port}]}}\n"
-        alone = f"  - {{name: alone, match: {{protocol: postgres, sni: alone.example.test}}, to: 127.0.0.1:{refuser.port}}}\n"
+        pool = (
+            "  - {name: pool, match: {protocol: postgres, sni: pool.example.test}, balance: first,\n"
+            f"     to: [127.0.0.1:{refuser.port}, 127.0.0.1:{a.port}]}}\n"
+        )
+        alone = "  - {name: alone, match: {protocol: postgres, sni: alone.example.test},"
+        alone += f" to: 127.0.0.1:{refuser.port}}}\n"
         proc = passthru(routes(a, b, pool + alone))
         pooled = through(proc, "pool.example.test", "alpha")
         assert pooled.returncode == 0, pooled.stderr
@@ -125,13 +129,13 @@ def test_gssenc_request_is_answered_n_and_not_forwarded(servers, passthru) -> No
         sock.sendall(GSSENC_REQUEST)
         assert sock.recv(1) == b"N"
         sock.sendall(struct.pack("!I", len(startup) + 4) + startup)
-        kind, length, code = struct.unpack("!cII", sock.recv(9))
+        kind, _length, code = struct.unpack("!cII", sock.recv(9))
         assert (kind, code) == (b"R", 0)  # AuthenticationOk from server b: it saw a plain startup
     proc.wait_for_log("route=pg-plain")
 
 
 def test_without_an_sni_route_the_server_answers_the_sslrequest_itself(servers, passthru) -> None:
-    a, b = servers
+    _a, b = servers
     proc = passthru(f"routes:\n  - {{name: pg, match: {{protocol: postgres}}, to: 127.0.0.1:{b.port}}}\n")
     assert through(proc, "db-a.example.test", "beta").stdout.strip() == "beta true"
     answers = []
