@@ -10,11 +10,10 @@ without a template. What the server does with them at connection time is in
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Collection
 
-from passthru.config.addresses import split_host_port
+from passthru.config.addresses import parse_network, split_host_port
 from passthru.config.checker import Checker, closest, describe, one_of_text
 from passthru.config.document import Node
 from passthru.config.model import IPNetwork, UpstreamTemplate
@@ -99,11 +98,11 @@ def allow_list(check: Checker, node: Node, to: Node) -> tuple[tuple[IPNetwork, .
             check.error(item.pos, f"{item.where} must be a host glob or a network, not {describe(value)}")
             ok = False
             continue
-        try:
-            networks.append(ipaddress.ip_network(value))
+        if "/" in value or ":" in value or value.replace(".", "").isdigit():  # written as an address
+            network = check.converted(item, parse_network)
+            ok = ok and network is not None
+            networks += [network] if network is not None else []
             continue
-        except ValueError:
-            pass
         glob = value.lower()
         name = glob[2:] if glob.startswith("*.") else glob
         if not is_host_name(name):
