@@ -183,15 +183,15 @@ class ConnectionHandler:
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
         route, groups = self.choose_route(runtime, prefix, connection)
+        refused = None
         if route is not None and route.template is not None:  # to: "{x}.svc:443" (targets.py)
+            record.route = route.name
             target = TARGETS.resolve(route, groups, prefix.decision.fields, runtime.config.timeouts)
-            route, record.ended, record.error = target.route, target.ended, target.error
+            route, refused, record.error = target.route, target.ended, target.error
         if route is None:
-            record.ended = record.ended or (
-                "client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected"
-            )
-            if record.error:
-                log.warning("conn=%s %s", record.id, record.error)
+            record.ended = refused or ("client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected")
+            if refused:
+                log.warning("conn=%s route=%s %s; not dialed", record.id, record.route, record.error)
             reject(client)
             return
         record.route = route.name
