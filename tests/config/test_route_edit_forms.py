@@ -3,36 +3,42 @@ whole file is compared after each edit, so comments and layout elsewhere stay by
 
 from __future__ import annotations
 
+import pytest
+
 from tests.config.cli_runner import run
 from tests.config.test_config_edit_commands import MAIL, ORIGINAL, WEB, config, edited, replaced
 
 __all__ = ["config"]
 
 
-def test_add_with_regex_template_and_allow(config) -> None:
-    argv = ("route", "add", "tenants", "--match", "protocol=tls")
-    argv += ("--match", r"sni={regex: '(?P<tenant>[a-z0-9-]{1,40})\.apps\.example\.com'}")
-    argv += ("--to", "{tenant}.svc.internal:8443", "--allow", "*.svc.internal", "--allow", "10.20.0.0/16")
-    new = (
-        "  - name: tenants\n"
-        "    match: {protocol: tls, sni: {regex: '(?P<tenant>[a-z0-9-]{1,40})\\.apps\\.example\\.com'}}\n"
-        "    to: '{tenant}.svc.internal:8443'\n"
-        "    allow: ['*.svc.internal', 10.20.0.0/16]\n"
-    )
+TENANTS = (
+    (
+        *("route", "add", "tenants", "--match", "protocol=tls"),
+        *("--match", r"sni={regex: '(?P<tenant>[a-z0-9-]{1,40})\.apps\.example\.com'}"),
+        *("--to", "{tenant}.svc.internal:8443", "--allow", "*.svc.internal", "--allow", "10.20.0.0/16"),
+    ),
+    "  - name: tenants\n"
+    "    match: {protocol: tls, sni: {regex: '(?P<tenant>[a-z0-9-]{1,40})\\.apps\\.example\\.com'}}\n"
+    "    to: '{tenant}.svc.internal:8443'\n"
+    "    allow: ['*.svc.internal', 10.20.0.0/16]\n",
+)
+OFFICE = (
+    (
+        *("route", "add", "office", "--match", "protocol=http", "--match", "client=192.0.2.0/24"),
+        *("--match", "client=2001:db8::/32", "--match", "path={prefix: /v2/}"),
+        *("--match", "host={not: [legacy.example.com]}", "--to", "127.0.0.1:81"),
+    ),
+    "  - name: office\n"
+    "    match: {protocol: http, client: [192.0.2.0/24, 2001:db8::/32], path: {prefix: /v2/}, host: {not: "
+    "[legacy.example.com]}}\n"
+    "    to: 127.0.0.1:81\n",
+)
+
+
+@pytest.mark.parametrize(("argv", "new"), [TENANTS, OFFICE], ids=["regex-template-allow", "client-prefix-not"])
+def test_add_with_the_new_forms(config, argv: tuple[str, ...], new: str) -> None:
     assert edited(config, *argv) == replaced(ORIGINAL, MAIL, MAIL + "\n" + new)
-
-
-def test_add_with_client_listener_prefix_and_not(config) -> None:
-    argv = ("route", "add", "office", "--match", "protocol=http", "--match", "client=192.0.2.0/24")
-    argv += ("--match", "client=2001:db8::/32", "--match", "path={prefix: /v2/}")
-    argv += ("--match", "host={not: [legacy.example.com]}", "--to", "127.0.0.1:81", "--before", "web")
-    new = (
-        "  - name: office\n"
-        "    match: {protocol: http, client: [192.0.2.0/24, 2001:db8::/32], path: {prefix: /v2/}, host: {not: "
-        "[legacy.example.com]}}\n"
-        "    to: 127.0.0.1:81\n"
-    )
-    assert edited(config, *argv) == replaced(ORIGINAL, WEB, new + "\n" + WEB)
+    assert edited(config, "route", "move", argv[2], "--before", "web") == replaced(ORIGINAL, WEB, new + "\n" + WEB)
 
 
 def test_set_match_keeps_the_comments_around(config) -> None:

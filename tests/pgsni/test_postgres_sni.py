@@ -8,14 +8,15 @@ replays the SSLRequest to the chosen server (which must say S) and relays: TLS i
 from __future__ import annotations
 
 import socket
+import socketserver
 import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from passthru.server.pgwire import GSSENC_REQUEST, SSL_REQUEST
 from tests.pgsni.servers import PostgresServer, psql
+from tests.support.backends import _Backend
 
 WHO = (
     "select current_database() || ' ' || coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), '')"
@@ -40,15 +41,18 @@ def through(proc, host: str, dbname: str, sslmode: str = "require"):
     return psql(WHO, host=host, hostaddr="127.0.0.1", port=proc.port, dbname=dbname, sslmode=sslmode)
 
 
+def reaches(proc, host: str, dbname: str, sslmode: str = "require") -> str:
+    """``database ssl`` as the server that answered sees it; the psql run must succeed."""
+    result = through(proc, host, dbname, sslmode)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_two_databases_by_sni_on_one_port_tls_end_to_end(servers, passthru) -> None:
     a, b = servers
     proc = passthru(routes(a, b))
-    first = through(proc, "db-a.example.test", "alpha")
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "alpha true"
-    second = through(proc, "eu.b.example.test", "beta")
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.strip() == "beta true"
+    assert reaches(proc, "db-a.example.test", "alpha") == "alpha true"
+    assert reaches(proc, "eu.b.example.test", "beta") == "beta true"
     # the wrong name reaches the other server, which has no such database: routing really used the SNI
     crossed = through(proc, "db-a.example.test", "beta")
     assert crossed.returncode != 0 and 'database "beta" does not exist' in crossed.stderr
@@ -59,49 +63,34 @@ def test_two_databases_by_sni_on_one_port_tls_end_to_end(servers, passthru) -> N
 def test_sslmode_disable_still_routes_by_protocol(servers, passthru) -> None:
     a, b = servers
     proc = passthru(routes(a, b))
-    plain = through(proc, "db-a.example.test", "beta", sslmode="disable")
-    assert plain.returncode == 0, plain.stderr
-    assert plain.stdout.strip() == "beta false"  # in clear, to the protocol route (server b)
+    # in clear, to the protocol route (server b)
+    assert reaches(proc, "db-a.example.test", "beta", sslmode="disable") == "beta false"
     proc.wait_for_log("route=pg-plain")
 
 
 def test_ssl_without_a_matching_name_goes_to_the_protocol_route(servers, passthru) -> None:
     a, b = servers
     proc = passthru(routes(a, b))
-    other = through(proc, "db-c.example.test", "beta")
-    assert other.returncode == 0, other.stderr
-    assert other.stdout.strip() == "beta true"
+    assert reaches(proc, "db-c.example.test", "beta") == "beta true"
 
 
-class RefusesTLS:
+class _RefuseTLSHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.server.backend.connections += 1  # type: ignore[attr-defined]
+        if self.request.recv(8) == SSL_REQUEST:
+            self.request.sendall(b"N")
+        self.request.recv(1)
+
+
+class RefusesTLS(_Backend):
     """A backend that answers an SSLRequest with N (TLS off) and counts the connections."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                if conn.recv(8) == SSL_REQUEST:
-                    conn.sendall(b"N")
-                conn.recv(1)
-
-    def close(self) -> None:
-        self.sock.close()
+    handler = _RefuseTLSHandler
 
 
 def test_a_backend_refusing_tls_is_an_early_failure(servers, passthru) -> None:
     a, b = servers
-    refuser = RefusesTLS()
-    try:
+    with RefusesTLS() as refuser:
         pool = (
             "  - {name: pool, match: {protocol: postgres, sni: pool.example.test}, balance: first,\n"
             f"     to: [127.0.0.1:{refuser.port}, 127.0.0.1:{a.port}]}}\n"
@@ -109,16 +98,12 @@ def test_a_backend_refusing_tls_is_an_early_failure(servers, passthru) -> None:
         alone = "  - {name: alone, match: {protocol: postgres, sni: alone.example.test},"
         alone += f" to: 127.0.0.1:{refuser.port}}}\n"
         proc = passthru(routes(a, b, pool + alone))
-        pooled = through(proc, "pool.example.test", "alpha")
-        assert pooled.returncode == 0, pooled.stderr
-        assert pooled.stdout.strip() == "alpha true"  # the next backend of the pool took it
+        assert reaches(proc, "pool.example.test", "alpha") == "alpha true"  # the pool's next backend took it
         assert refuser.connections == 1
         refused = through(proc, "alone.example.test", "alpha")
         assert refused.returncode != 0
         log = proc.wait_for_log("end=upstream_refused_tls")
         assert "answered the SSLRequest with b'N'" in log
-    finally:
-        refuser.close()
 
 
 def test_gssenc_request_is_answered_n_and_not_forwarded(servers, passthru) -> None:
@@ -137,7 +122,7 @@ def test_gssenc_request_is_answered_n_and_not_forwarded(servers, passthru) -> No
 def test_without_an_sni_route_the_server_answers_the_sslrequest_itself(servers, passthru) -> None:
     _a, b = servers
     proc = passthru(f"routes:\n  - {{name: pg, match: {{protocol: postgres}}, to: 127.0.0.1:{b.port}}}\n")
-    assert through(proc, "db-a.example.test", "beta").stdout.strip() == "beta true"
+    assert reaches(proc, "db-a.example.test", "beta") == "beta true"
     answers = []
     for port in (b.port, proc.port):  # directly, then through Passthru: the same server's answer
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
