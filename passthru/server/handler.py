@@ -81,12 +81,32 @@ class Connection:
 
 
 @dataclass
+class Budget:
+    """The CPU one connection may spend identifying. Identifiers run without a greenlet switch,
+    so the wall time around a feed is this connection's CPU time."""
+
+    seconds: float
+    spent: float = 0.0
+
+    @property
+    def spent_all(self) -> bool:
+        return self.spent >= self.seconds
+
+    def feed(self, identification: Identification, data: bytes) -> Decision:
+        started = time.perf_counter()
+        try:
+            return identification.feed(data)
+        finally:
+            self.spent += time.perf_counter() - started
+
+
+@dataclass
 class Prefix:
     """The bytes read before routing and why reading stopped."""
 
     data: bytes
     decision: Decision
-    stopped: str  # "identified", "no_match", "limit", "timeout", "eof"
+    stopped: str  # "identified", "no_match", "limit", "timeout", "eof", "cpu_budget"
 
 
 class ConnectionHandler:
@@ -173,6 +193,15 @@ class ConnectionHandler:
             prefix = Prefix(initial, Decision(None, {}, None), "catch_all")
         else:
             prefix = self.read_prefix(client, runtime, deadline, initial)
+            if prefix.stopped == "cpu_budget":
+                record.ended = "identify_budget"
+                metrics.limit_hit("identify_budget")
+                log.warning(
+                    "conn=%s identification CPU budget spent after %d bytes: closed", record.id, len(prefix.data)
+                )
+                self.leave_identification(connection)
+                reject(client)
+                return
             if runtime.router.postgres_tls:  # PostgreSQL by SNI: answer its SSLRequest, read the ClientHello
                 prefix = self.postgres_starttls(connection, prefix, deadline)
             if prefix.stopped == "timeout":
@@ -321,30 +350,37 @@ class ConnectionHandler:
         metrics.connection_closed(record)
 
     def read_prefix(self, client: gsocket.socket, runtime: Runtime, deadline: float, initial: bytes = b"") -> Prefix:
-        """Read until the identifiers decide, the byte limit, the identify timeout, or EOF.
-        ``initial`` holds client bytes already read (those that came after a PROXY header)."""
+        """Read until the identifiers decide, the byte limit, the identify timeout, EOF, or the
+        connection's identification CPU budget (``limits.identify_cpu``) is spent.
+        ``initial`` holds client bytes already read (those that came after a PROXY header).
+        Between reads the greenlet yields, so a client whose bytes keep arriving never keeps the
+        worker from its other connections."""
         user = self.user()
         prepared = self.preparing(runtime.identifiers(user))
         identification = Identification((), guard=connection_guard(user), prepared=prepared)
-        limit = runtime.config.limits.identify_bytes
+        limits = runtime.config.limits
+        budget = Budget(limits.identify_cpu)
         data = initial  # all of it is forwarded, even beyond the limit (it was read already)
-        if data and len(data) < limit:
-            decision = identification.feed(data)
+        if data and len(data) < limits.identify_bytes:
+            decision = budget.feed(identification, data)
             if decision.final:
                 return Prefix(data, decision, "identified" if decision.protocol else "no_match")
         while True:
-            if len(data) >= limit:
+            if budget.spent_all:
+                return Prefix(data, Decision(None, {}, None), "cpu_budget")
+            if len(data) >= limits.identify_bytes:
                 return Prefix(data, identification.feed(data, final=True), "limit")
-            chunk = read_until(client, deadline, limit - len(data))
+            chunk = read_until(client, deadline, limits.identify_bytes - len(data))
             if not chunk:
                 stopped = "timeout" if chunk is None else "eof"
                 return Prefix(data, identification.feed(data, final=True), stopped)
             data += chunk
-            if len(data) >= limit:
+            if len(data) >= limits.identify_bytes:
                 continue
-            decision = identification.feed(data)
+            decision = budget.feed(identification, data)
             if decision.final:
                 return Prefix(data, decision, "identified" if decision.protocol else "no_match")
+            gevent.sleep(0)  # let the worker's other connections run before the next read
 
     def accept_proxy_header(self, connection: Connection, listener: Listener, deadline: float) -> bytes | None:
         """On a ``proxy_protocol: accept`` listener: take the PROXY header from a trusted peer and
