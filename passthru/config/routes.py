@@ -21,7 +21,7 @@ from passthru.config.document import Node
 from passthru.config.matching import EMPTY, Protocols, match, reported_fields
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Route
 
-ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol", "health_check", "transparent", "allow")
+ROUTE_KEYS = ("name", "match", "to", "allow", "balance", "proxy_protocol", "health_check", "transparent")
 REQUIRED = {
     "name": "a unique name, e.g. name: web",
     "to": "where to send matching connections, e.g. to: 127.0.0.1:8443",
@@ -59,7 +59,7 @@ def _route(
     for key, hint in REQUIRED.items():
         if key not in node.value:
             check.error(node.pos, f"{node.where}: missing required key '{key}': {hint}")
-    name_node, match_node, to_node, balance_node, proxy_node, check_node, transparent_node, allow_node = (
+    name_node, match_node, to_node, allow_node, balance_node, proxy_node, check_node, transparent_node = (
         node.child(k) for k in ROUTE_KEYS
     )
     name = route_name(check, name_node) if name_node else None

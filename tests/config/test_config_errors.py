@@ -131,8 +131,8 @@ def test_route_shape_and_choices(errors):
         "config.yaml:5:14: routes[1].balance is 'roundrobin'; valid: round_robin, least_conn, source_hash, first; "
         "did you mean 'round_robin'?",
         "config.yaml:6:21: routes[1].proxy_protocol is 'v3'; valid: v1, v2",
-        "config.yaml:7:5: unknown key 'weight' in routes[1] (valid: name, match, to, balance, proxy_protocol, "
-        "health_check, transparent, allow)",
+        "config.yaml:7:5: unknown key 'weight' in routes[1] (valid: name, match, to, allow, balance, proxy_protocol, "
+        "health_check, transparent)",
         "config.yaml:8:34: routes[1].match.sni: unknown test 'nested' (valid: regex, prefix, suffix, not)",
         "config.yaml:9:5: routes[2] must be a mapping of keys to values, "
         "e.g. {name: web, match: {protocol: tls}, to: 127.0.0.1:8443}, not 'just-a-string'",
