@@ -17,6 +17,7 @@ from passthru.config.document import parse_document
 from passthru.config.edit import EditError, add_route, move_route, remove_route, set_route
 from passthru.config.errors import ConfigErrors
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS
+from passthru.config.render import inline
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -203,4 +204,6 @@ def _terms(match: Mapping) -> str:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, Mapping):  # a field's test: {regex: ...}, {not: [...]}, as written
+        return inline(value)
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)

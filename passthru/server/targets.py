@@ -165,16 +165,17 @@ class Targets:
         if pending is not None:
             return pending.get()
         pending = self.pending[key] = AsyncResult()
+        answer: list[Address] | str = "the lookup was interrupted"
         try:
             answer = self._lookup(host, port, timeouts.connect)
-        finally:
+        finally:  # whatever happened, the connections waiting on this lookup get an answer
             del self.pending[key]
+            pending.set(answer)
         ttl = timeouts.resolve if not isinstance(answer, str) else min(timeouts.resolve, NEGATIVE_TTL)
         self.cache[key] = (time.monotonic() + ttl, answer)
         self.cache.move_to_end(key)
         while len(self.cache) > self.max_cached:
             self.cache.popitem(last=False)
-        pending.set(answer)
         return answer
 
     def _lookup(self, host: str, port: int, timeout: float) -> list[Address] | str:

@@ -61,3 +61,11 @@ def test_refused_forms_leave_the_file_alone(config, capsys) -> None:
     assert run("route", "set", "web", "--match", "sni={a: [", "-c", str(config)) == 1
     assert "not valid YAML" in capsys.readouterr().err
     assert config.read_text() == ORIGINAL
+
+
+def test_route_list_shows_tests_as_written(config, capsys) -> None:
+    argv = ("route", "set", "web", "--match", "protocol=tls", "--match", "sni={not: [a.example.com]}")
+    assert run(*argv, "-c", str(config)) == 0
+    capsys.readouterr()
+    assert run("route", "list", "-c", str(config)) == 0
+    assert "web   protocol=tls sni={not: [a.example.com]}" in capsys.readouterr().out

@@ -15,8 +15,12 @@ from collections.abc import Iterator
 import pytest
 
 from passthru.server.pgwire import GSSENC_REQUEST, SSL_REQUEST
+from tests.e2e.test_real_clients import certificate, s_client
 from tests.pgsni.servers import PostgresServer, psql
 from tests.support.backends import _Backend
+from tests.support.tls import TLSBackend
+
+__all__ = ["certificate"]  # the module-scoped fixture, shared with the real-client tests
 
 WHO = (
     "select current_database() || ' ' || coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), '')"
@@ -130,3 +134,15 @@ def test_without_an_sni_route_the_server_answers_the_sslrequest_itself(servers, 
             answers.append(sock.recv(1))
     assert answers[0] == answers[1]
     proc.wait_for_log("route=pg ")
+
+
+def test_direct_tls_of_postgresql_17_routes_as_tls(passthru, certificate) -> None:
+    """PostgreSQL 17's sslnegotiation=direct opens with a ClientHello (ALPN postgresql): a tls route."""
+    cert, key = certificate
+    with TLSBackend("direct", cert, key) as direct:
+        proc = passthru(
+            f"routes:\n  - {{name: pg-direct, match: {{protocol: tls, alpn: postgresql, sni: db-a.example.test}},"
+            f" to: {direct.address}}}\n"
+        )
+        assert "[direct sni=db-a.example.test" in s_client(proc.port, "db-a.example.test", "postgresql")
+        proc.wait_for_log("route=pg-direct")

@@ -129,3 +129,19 @@ def test_accepted_forms(rendered: str, expected: str) -> None:
 def test_refused_forms(rendered: str) -> None:
     with pytest.raises(ValueError):
         normalized_host(rendered)
+
+
+def test_waiters_get_an_answer_when_the_shared_lookup_fails_unexpectedly() -> None:
+    class Broken(FakeDNS):
+        def __call__(self, host, port):
+            gevent.sleep(0.05)
+            raise RuntimeError("resolver bug")
+
+    targets = Targets(Broken({}))
+    first = gevent.spawn(targets.resolve, ROUTE, {"tenant": "acme"}, {}, TIMEOUTS)
+    gevent.sleep(0.01)
+    waiter = gevent.spawn(targets.resolve, ROUTE, {"tenant": "acme"}, {}, TIMEOUTS)
+    gevent.joinall([first, waiter], timeout=5)
+    assert isinstance(first.exception, RuntimeError)
+    assert waiter.value.ended == UNRESOLVED and "interrupted" in waiter.value.error
+    assert targets.pending == {}
