@@ -18,6 +18,8 @@ from passthru.server.pgwire import GSSENC_REQUEST, SSL_REQUEST
 from tests.e2e.test_real_clients import certificate, s_client
 from tests.pgsni.servers import PostgresServer, psql
 from tests.support.backends import _Backend
+from tests.support.hello import client_hello
+from tests.support.net import recv_all
 from tests.support.tls import TLSBackend
 
 __all__ = ["certificate"]  # the module-scoped fixture, shared with the real-client tests
@@ -146,3 +148,47 @@ def test_direct_tls_of_postgresql_17_routes_as_tls(passthru, certificate) -> Non
         )
         assert "[direct sni=db-a.example.test" in s_client(proc.port, "db-a.example.test", "postgresql")
         proc.wait_for_log("route=pg-direct")
+
+
+class _AcceptTLSHandler(socketserver.BaseRequestHandler):
+    """Reads up to the SSLRequest (after any PROXY header), answers S, then records the rest."""
+
+    def handle(self) -> None:
+        backend = self.server.backend  # type: ignore[attr-defined]
+        head = b""
+        while not head.endswith(SSL_REQUEST):
+            head += self.request.recv(1)
+        self.request.sendall(b"S")
+        rest = b""
+        while len(rest) < backend.expect:
+            rest += self.request.recv(65536)
+        backend.received.append((head, rest))
+        self.request.sendall(b"after-tls")
+
+
+class AcceptsTLS(_Backend):
+    handler = _AcceptTLSHandler
+
+    def __init__(self, expect: int) -> None:
+        self.expect = expect
+        super().__init__()
+
+
+def test_backend_gets_proxy_header_then_sslrequest_and_its_s_is_consumed(passthru) -> None:
+    hello = client_hello("db-x.example.test", ["postgresql"])
+    with AcceptsTLS(len(hello)) as backend:
+        proc = passthru(
+            "routes:\n  - {name: pg-x, match: {protocol: postgres, sni: db-x.example.test, alpn: postgresql},"
+            f" to: {backend.address}, proxy_protocol: v1}}\n"
+        )
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(SSL_REQUEST)
+            assert sock.recv(1) == b"S"  # Passthru's own answer
+            sock.sendall(hello)
+            sock.shutdown(socket.SHUT_WR)
+            assert recv_all(sock) == b"after-tls"  # the backend's S was not passed on
+        ((head, rest),) = backend.received
+        assert head.startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 ") and head.endswith(b"\r\n" + SSL_REQUEST)
+        assert rest == hello
+        log = proc.wait_for_log("route=pg-x")
+        assert '"alpn":["postgresql"]' in log and '"request":"ssl"' in log
