@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from passthru.config import Config, ConfigErrors
-from passthru.config.loader import ConfigSource, read_config
+from passthru.config import Config, ConfigErrors, ConfigSource, read_config
 from passthru.config.matching import Protocols
 from passthru.identify import BUILTINS
 from passthru.plugins import UserIdentifiers

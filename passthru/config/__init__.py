@@ -2,13 +2,14 @@
 and edit it from the command line without disturbing comments or layout."""
 
 from passthru.config.errors import ConfigError, ConfigErrors
-from passthru.config.loader import load_config, load_config_text
+from passthru.config.loader import ConfigSource, load_config, load_config_text, read_config
 from passthru.config.model import Config, DeclarativeIdentifier, Endpoint, Limits, Listener, Route, Timeouts
 from passthru.config.units import parse_duration, parse_size
 
 __all__ = [
     "Config",
     "ConfigError",
+    "ConfigSource",
     "ConfigErrors",
     "DeclarativeIdentifier",
     "Endpoint",
@@ -18,6 +19,7 @@ __all__ = [
     "Timeouts",
     "load_config",
     "load_config_text",
+    "read_config",
     "parse_duration",
     "parse_size",
 ]

@@ -73,27 +73,30 @@ def test_prefix_and_not_with_curl(passthru) -> None:
 
 
 def from_address(source: str, port: int, payload: bytes = b"SSH-2.0-test\r\n") -> bytes:
-    """Connect from ``source`` (a loopback address) and return what the backend answered."""
-    with socket.socket() as sock:
+    """Connect from ``source`` (a loopback address) to the same family's loopback and return
+    what the backend answered."""
+    v6 = ":" in source
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET) as sock:
         sock.settimeout(10)
         sock.bind((source, 0))
-        sock.connect(("127.0.0.1", port))
+        sock.connect(("::1" if v6 else "127.0.0.1", port))
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
         return recv_all(sock)
 
 
 def test_client_networks_and_listener_names_with_real_connections(tmp_path) -> None:
-    public, internal, proxied = free_port(), free_port(), free_port()
+    public, internal, proxied, six = free_port(), free_port(), free_port(), free_port("::1")
     with TagServer("office") as office, TagServer("inside") as inside, TagServer("rest") as rest:
         config = f"""listen:
   - {{address: 127.0.0.1:{public}, name: public}}
   - {{address: 127.0.0.1:{internal}, name: internal}}
   - {{address: 127.0.0.1:{proxied}, name: edge, proxy_protocol: accept, trusted_proxies: [127.0.0.1]}}
+  - {{address: "[::1]:{six}", name: six}}
 timeouts: {{identify: 1s}}
 routes:
   - name: office
-    match: {{protocol: ssh, client: ["127.0.0.2", "192.0.2.0/24", "2001:db8::/32"]}}
+    match: {{protocol: ssh, client: ["127.0.0.2", "192.0.2.0/24", "2001:db8::/32", "::1"]}}
     to: {office.address}
   - name: inside
     match: {{listener: internal}}
@@ -102,12 +105,13 @@ routes:
     match: {{protocol: ssh, listener: [public, edge]}}
     to: {rest.address}
 """
-        listen = [("127.0.0.1", port) for port in (public, internal, proxied)]
+        listen = [("127.0.0.1", port) for port in (public, internal, proxied)] + [("::1", six)]
         with PassthruProcess(tmp_path, config, listen):
             assert from_address("127.0.0.2", public).startswith(b"[office]")
             assert from_address("127.0.0.3", public).startswith(b"[rest]")
             assert from_address("127.0.0.3", internal).startswith(b"[inside]")
             assert from_address("127.0.0.2", internal).startswith(b"[office]")  # first match wins
+            assert from_address("::1", six).startswith(b"[office]")  # IPv6 client
             # behind a trusted PROXY header, the client is the address the header names
             header = b"PROXY TCP4 192.0.2.10 127.0.0.1 5000 22\r\n"
             assert from_address("127.0.0.1", proxied, header + b"SSH-2.0-x\r\n").startswith(b"[office]")
