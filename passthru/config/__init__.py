@@ -9,8 +9,8 @@ from passthru.config.units import parse_duration, parse_size
 __all__ = [
     "Config",
     "ConfigError",
-    "ConfigSource",
     "ConfigErrors",
+    "ConfigSource",
     "DeclarativeIdentifier",
     "Endpoint",
     "Limits",
@@ -19,7 +19,7 @@ __all__ = [
     "Timeouts",
     "load_config",
     "load_config_text",
-    "read_config",
     "parse_duration",
     "parse_size",
+    "read_config",
 ]
