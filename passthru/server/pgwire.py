@@ -41,7 +41,7 @@ class ClientStartTLS:
     """
 
     data: bytes = b""
-    fields: Fields = field(default_factory=lambda: {"request": "ssl"})
+    fields: Fields = field(default_factory=dict)
     protocol: str | None = "postgres"
     starttls: bool = False
     done: bool = False
@@ -63,7 +63,7 @@ class ClientStartTLS:
                 answer += REFUSE
                 continue
             if head == SSL_REQUEST:
-                self.starttls = True
+                self.starttls, self.fields = True, {"request": "ssl"}
                 answer += ACCEPT_SSL
                 continue
             if len(head) < REQUEST_LENGTH and (GSSENC_REQUEST.startswith(head) or SSL_REQUEST.startswith(head)):

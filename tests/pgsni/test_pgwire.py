@@ -64,3 +64,9 @@ def test_backend_answers() -> None:
     assert backend_answer_error(b"S") is None
     assert "b'N'" in str(backend_answer_error(b"N"))
     assert "closed" in str(backend_answer_error(b""))
+
+
+def test_a_client_that_stops_after_n_reports_no_request() -> None:
+    exchange, answers = feed(GSSENC_REQUEST + SSL_REQUEST[:3], 1000)
+    assert answers == b"N" and not exchange.done
+    assert exchange.fields == {} and exchange.data == SSL_REQUEST[:3]
