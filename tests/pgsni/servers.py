@@ -2,8 +2,9 @@
 in a temporary directory owned by ``postgres`` (PostgreSQL refuses to run as root), on an
 ephemeral 127.0.0.1 port, with TLS from a throw-away certificate. Started and stopped by the test.
 
-Missing binaries skip the test on a developer machine but fail it under CI (``CI`` set): the
-packages are in ``.ci/apt-packages.txt``, so a skip there would hide a broken setup.
+Missing binaries fail the test: ``make test`` installs them (``.ci/apt-packages.txt``), so a skip
+would hide a broken setup. Not being root (needed to run the server as ``postgres``) skips it on a
+developer machine and fails it under CI (``CI`` set).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class PostgresServer:
 
     def __init__(self, tag: str, common_name: str, *, ssl: bool = True) -> None:
         initdb, postgres = server_bin("initdb"), server_bin("postgres")
-        require(initdb is not None and postgres is not None, "PostgreSQL server (initdb/postgres) not installed")
-        require(shutil.which("psql") is not None, "psql not installed")
+        if initdb is None or postgres is None or shutil.which("psql") is None:
+            pytest.fail("PostgreSQL (initdb, postgres, psql) not installed: see .ci/apt-packages.txt")
         require(os.geteuid() == 0 and shutil.which("runuser") is not None, "needs root to run postgres as 'postgres'")
         self.initdb, self.postgres = initdb, postgres
         self.tag, self.common_name, self.ssl = tag, common_name, ssl
