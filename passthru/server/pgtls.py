@@ -12,6 +12,11 @@ Used only when a ``protocol: postgres`` route tests ``sni`` or ``alpn`` (``Route
    an early failure of that backend.
 
 TLS stays end to end between client and database; Passthru never holds a key.
+
+Both steps are blocking-style (a gevent socket in a greenlet). A callback-driven connection uses
+the sans-IO pieces of ``pgwire.py`` directly: feed each read to ``ClientStartTLS.receive`` and
+write what it returns until ``done``; on the backend, send ``backend_opening(...)[0]``, wait for
+one byte, check it with ``backend_answer_error``, then send ``backend_opening(...)[1]``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from passthru.identify.base import Fields
-from passthru.server.pgwire import REQUEST_LENGTH, ClientStartTLS, backend_answer_error, starts_exchange
+from passthru.server.pgwire import ClientStartTLS, backend_answer_error, backend_opening, starts_exchange
 
 #: Reads up to n client bytes before the identify deadline: b"" at end of file, None on timeout.
 Read = Callable[[int], "bytes | None"]
@@ -69,7 +74,8 @@ def backend_starttls(upstream, first: bytes, data: bytes, timeout: float) -> tup
     """Step 2, on a freshly connected backend socket. ``first``: a PROXY header or b"";
     ``data``: the prefix (SSLRequest + ClientHello). Returns what is left to forward and None,
     or b"" and why the backend refused (an early failure: try the next backend)."""
-    upstream.sendall(first + data[:REQUEST_LENGTH])
+    opening, rest = backend_opening(first, data)
+    upstream.sendall(opening)
     upstream.settimeout(timeout)
     try:
         answer = upstream.recv(1)
@@ -78,4 +84,4 @@ def backend_starttls(upstream, first: bytes, data: bytes, timeout: float) -> tup
     except OSError as exc:
         return b"", f"reset the connection while asked for TLS ({exc.strerror or exc})"
     error = backend_answer_error(answer)
-    return (b"", error) if error is not None else (data[REQUEST_LENGTH:], None)
+    return (b"", error) if error is not None else (rest, None)

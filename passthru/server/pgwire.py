@@ -81,6 +81,12 @@ def starts_exchange(fields: Fields) -> bool:
     return fields.get("request") in ("ssl", "gssenc")
 
 
+def backend_opening(first: bytes, data: bytes) -> tuple[bytes, bytes]:
+    """What a backend gets, in two parts: right after connecting (``first``, a PROXY header or
+    b"", then the SSLRequest), and once it answered ``S`` (the ClientHello and anything after)."""
+    return first + data[:REQUEST_LENGTH], data[REQUEST_LENGTH:]
+
+
 def backend_answer_error(answer: bytes) -> str | None:
     """None when the backend accepted our SSLRequest (``S``), else what went wrong."""
     if answer == ACCEPT_SSL:

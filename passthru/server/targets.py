@@ -128,8 +128,43 @@ class Targets:
         self.pending: dict[tuple[str, int], AsyncResult] = {}
 
     def resolve(self, route: Route, groups: Mapping[str, str], fields: Mapping[str, Any], timeouts: Timeouts) -> Target:
-        """The one entry point: ``route`` (with a template), the regex groups its match captured,
-        the fields the identifier reported. Never dials; never raises for client input."""
+        """The one entry point for blocking-style code (a greenlet): ``route`` (with a template),
+        the regex groups its match captured, the fields the identifier reported. Never dials;
+        never raises for client input; waits (cooperatively) only for a name not in the cache."""
+        checked = self.check(route, groups, fields)
+        if isinstance(checked, Target):
+            return checked
+        host, template = checked
+        return self._finish(route, template, host, self.addresses(host, template.port, timeouts))
+
+    def resolve_then(
+        self,
+        route: Route,
+        groups: Mapping[str, str],
+        fields: Mapping[str, Any],
+        timeouts: Timeouts,
+        then: Callable[[Target], None],
+    ) -> Target | None:
+        """The same for callback-driven code (the hub must not wait): the Target now when no
+        lookup is needed (refused, IP literal, fresh cache entry); else None, and ``then(target)``
+        is called exactly once, later, from a greenlet that did the lookup."""
+        checked = self.check(route, groups, fields)
+        if isinstance(checked, Target):
+            return checked
+        host, template = checked
+        cached = self.cache.get((host, template.port))
+        if cached is not None and cached[0] > time.monotonic():
+            return self._finish(route, template, host, cached[1])
+        job = gevent.spawn(self.resolve, route, groups, fields, timeouts)
+        job.link_value(lambda done: then(done.value))
+        job.link_exception(lambda failed: then(Target(ended=UNRESOLVED, error=f"lookup failed: {failed.exception}")))
+        return None
+
+    def check(
+        self, route: Route, groups: Mapping[str, str], fields: Mapping[str, Any]
+    ) -> Target | tuple[str, UpstreamTemplate]:
+        """Steps 1-3 (no I/O): a final Target for a refusal or an allowed IP literal, else the
+        normalized name still to resolve."""
         template = route.template
         assert template is not None, "only templated routes are resolved here"
         rendered = template.host
@@ -141,16 +176,18 @@ class Targets:
         if not allowed(host, template):
             return Target(ended=NOT_ALLOWED, error=f"upstream {_shown(rendered)} is not in allow")
         if not isinstance(host, str):
-            addresses: list[Address] | str = [_literal(host, template.port)]
-        else:
-            addresses = self.addresses(host, template.port, timeouts)
-            if isinstance(addresses, str):
-                return Target(ended=UNRESOLVED, error=f"upstream {host}: {addresses}")
-            stray = outside(addresses, template)
-            if stray is not None:
-                return Target(ended=NOT_ALLOWED, error=f"upstream {host} resolves to {stray}, outside allow")
-        name = str(host)
-        endpoints = tuple(Endpoint(name, template.port, family, sockaddr) for family, sockaddr in addresses)
+            return self._finish(route, template, str(host), [_literal(host, template.port)])
+        return host, template
+
+    @staticmethod
+    def _finish(route: Route, template: UpstreamTemplate, host: str, addresses: list[Address] | str) -> Target:
+        """Step 5 and the route to dial."""
+        if isinstance(addresses, str):
+            return Target(ended=UNRESOLVED, error=f"upstream {host}: {addresses}")
+        stray = outside(addresses, template)
+        if stray is not None:
+            return Target(ended=NOT_ALLOWED, error=f"upstream {host} resolves to {stray}, outside allow")
+        endpoints = tuple(Endpoint(host, template.port, family, sockaddr) for family, sockaddr in addresses)
         return Target(route=replace(route, to=endpoints, weights=(), template=None))
 
     def addresses(self, host: str, port: int, timeouts: Timeouts) -> list[Address] | str:

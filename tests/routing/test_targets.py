@@ -145,3 +145,17 @@ def test_waiters_get_an_answer_when_the_shared_lookup_fails_unexpectedly() -> No
     assert isinstance(first.exception, RuntimeError)
     assert waiter.value.ended == UNRESOLVED and "interrupted" in waiter.value.error
     assert targets.pending == {}
+
+
+def test_resolve_then_answers_now_without_a_lookup_and_later_with_one() -> None:
+    dns = FakeDNS({"acme.svc.internal": ["10.20.0.5"]})
+    targets = Targets(dns)
+    later: list = []
+    refused = targets.resolve_then(ROUTE, {"tenant": "a..b"}, {}, TIMEOUTS, later.append)
+    assert refused is not None and refused.ended == NOT_ALLOWED
+    assert targets.resolve_then(ROUTE, {"tenant": "acme"}, {}, TIMEOUTS, later.append) is None
+    gevent.sleep(0.05)
+    assert [t.route.to[0].sockaddr for t in later] == [("10.20.0.5", 8443)]
+    cached = targets.resolve_then(ROUTE, {"tenant": "acme"}, {}, TIMEOUTS, later.append)
+    assert cached is not None and cached.route is not None  # fresh in the cache: no greenlet
+    assert len(later) == 1 and dns.asked == ["acme.svc.internal"]
