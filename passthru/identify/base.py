@@ -11,6 +11,15 @@ of three verdicts, exactly the ones a user file returns (see DESIGN.md):
   identifier's match: prefix checks ask for one more byte at a time.
 
 Built-ins keep to the same boundary so any of them could be moved to ``identifiers/`` unchanged.
+
+Resumable sessions. The engine shows an identifier the whole prefix each time bytes arrive; a
+parser that re-reads it from the start on every call costs O(n^2) when it asks for one more byte
+at a time (an HTTP header block trickled in byte by byte). A trusted identifier may therefore
+also offer ``session``: a factory for a per-connection callable with the same signature and
+verdicts as ``identify``, which keeps its progress between calls (each call's ``data`` extends the
+previous call's) and looks at each byte a bounded number of times. ``identify`` stays the plain
+pure function (built on the same parser, run once from the start), so the boundary is unchanged;
+the engine (``engine.Identification``, itself per-connection state) owns the sessions.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from typing import Any, TypeAlias
 Fields: TypeAlias = dict[str, Any]
 Verdict: TypeAlias = "Fields | int | None"
 IdentifyFunc: TypeAlias = Callable[[bytes], "Fields | int | None"]
+#: Makes a fresh per-connection ``identify``-like callable that resumes where it stopped.
+SessionFactory: TypeAlias = Callable[[], IdentifyFunc]
 
 #: Precedence classes. Lower wins when several identifiers match the same bytes: a user file
 #: always beats a built-in, and a built-in that recognises a wrapper or a more specific dialect
@@ -53,7 +64,8 @@ class Identifier:
     ``fields`` declares what it may report and of which kind (None: undeclared, as a user file
     without ``FIELDS``: routes may then name any key). ``trusted`` is set by whoever builds the
     identifier: trusted ones (built-ins, config rules) run without the user-code time limit and
-    may be pre-asked by the first-byte prefilter.
+    may be pre-asked by the first-byte prefilter. ``session`` (trusted identifiers only) makes a
+    resumable per-connection form of ``identify`` (see the module docstring).
     """
 
     name: str
@@ -65,6 +77,14 @@ class Identifier:
     fields: FieldKinds | None = field(default=None, hash=False, compare=False)
     description: str = ""
     trusted: bool = False
+    session: SessionFactory | None = field(default=None, repr=False, hash=False, compare=False)
+
+    def start(self) -> IdentifyFunc:
+        """What the engine asks on one connection: a fresh session when one is offered and the
+        identifier is trusted (user code is only ever called through ``identify``)."""
+        if self.trusted and self.session is not None:
+            return self.session()
+        return self.identify
 
     def field_kind(self, name: str) -> FieldKind | None:
         """The declared kind of one field; None when the identifier does not report it (or

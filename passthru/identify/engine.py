@@ -14,6 +14,12 @@ The decision rule (documented in README, "How a protocol is chosen"):
 
 An identifier that raises is treated as "no match" for that connection and reported through
 ``errors`` so the caller can log it; it never escapes.
+
+Cost. ``Identification`` is per-connection state, so it also holds each trusted identifier's
+resumable session (``Identifier.session``, started on first use): the HTTP family, for one, then
+reads each new byte once instead of re-parsing the whole prefix on every read, and a client that
+trickles its bytes costs time linear in what it sent. Trusted identifiers are called directly;
+only untrusted ones (user files) go through ``guard``, which contains them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from passthru.identify.base import Fields, Identifier, check_verdict
+from passthru.identify.base import Fields, Identifier, IdentifyFunc, check_verdict
 
 Guard = Callable[[Identifier, bytes], "Fields | int | None"]
 
@@ -38,6 +44,8 @@ class Answer:
     identifier: Identifier
     verdict: Fields | int | None = 0
     error: str | None = None
+    #: The trusted identifier's per-connection callable (its session), made when first asked.
+    session: IdentifyFunc | None = field(default=None, repr=False)
 
     @property
     def matched(self) -> bool:
@@ -71,25 +79,25 @@ class Prepared:
     """An identifier set made ready for many connections: in consultation order, and knowing,
     for each first byte, which identifiers said "no match" to that byte alone. "No match" is
     final by contract, so those need not be asked again for any connection starting with that
-    byte: most identifiers reject most first bytes, so a connection asks a handful, not all.
+    byte: most identifiers reject most first bytes, so a connection asks (and keeps state for)
+    a handful, not all.
 
-    Only identifiers ``trusted`` says may be relied on this way are pre-asked (built-ins and
-    config rules); user files are always asked, under their containment.
+    Only trusted identifiers (built-ins and config rules) are pre-asked this way; user files are
+    always asked, under their containment.
     """
 
-    def __init__(self, identifiers: Sequence[Identifier], trusted: Callable[[Identifier], bool]) -> None:
+    def __init__(self, identifiers: Sequence[Identifier]) -> None:
         self.source = identifiers
         self.order = ordered(identifiers)
-        self._trusted = [i for i, identifier in enumerate(self.order) if trusted(identifier)]
-        self._impossible: dict[int, tuple[int, ...]] = {}
+        self._candidates: dict[int, tuple[Identifier, ...]] = {}
 
-    def impossible(self, first: int) -> tuple[int, ...]:
-        """Positions (in ``order``) of the trusted identifiers that rule out this first byte."""
-        known = self._impossible.get(first)
+    def candidates(self, first: int) -> tuple[Identifier, ...]:
+        """The identifiers, in order, that a connection starting with this byte must ask."""
+        known = self._candidates.get(first)
         if known is None:
             data = bytes((first,))
-            known = tuple(i for i in self._trusted if _says_no(self.order[i], data))
-            self._impossible[first] = known
+            known = tuple(i for i in self.order if not (i.trusted and _says_no(i, data)))
+            self._candidates[first] = known
         return known
 
 
@@ -104,14 +112,13 @@ class Preparing:
     """The ``Prepared`` form of the last identifier set seen, reused while that set is the same
     object (the server asks once per connection; the set changes only on reloads)."""
 
-    def __init__(self, trusted: Callable[[Identifier], bool]) -> None:
-        self.trusted = trusted
+    def __init__(self) -> None:
         self._last: Prepared | None = None
 
     def __call__(self, identifiers: Sequence[Identifier]) -> Prepared:
         last = self._last
         if last is None or last.source is not identifiers:
-            last = self._last = Prepared(identifiers, self.trusted)
+            last = self._last = Prepared(identifiers)
         return last
 
 
@@ -126,17 +133,13 @@ class Identification:
     errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        order = self.prepared.order if self.prepared is not None else ordered(self.identifiers)
-        self.answers = [Answer(i) for i in order]
-        self._filtered = self.prepared is None
+        # With a prepared set, the answers are made at the first byte, for its candidates only.
+        self.answers = [] if self.prepared is not None else [Answer(i) for i in ordered(self.identifiers)]
 
     def feed(self, data: bytes, final: bool = False) -> Decision:
         """Re-run the identifiers that could still change their mind on ``data``."""
-        if not self._filtered and data:
-            self._filtered = True
-            assert self.prepared is not None
-            for position in self.prepared.impossible(data[0]):
-                self.answers[position].verdict = None
+        if not self.answers and data and self.prepared is not None:
+            self.answers = [Answer(i) for i in self.prepared.candidates(data[0])]
         for answer in self.answers:
             if answer.verdict is None or answer.matched:
                 continue
@@ -148,7 +151,13 @@ class Identification:
     def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
         identifier = answer.identifier
         try:
-            return check_verdict(identifier.name, data, self.guard(identifier, data))
+            if identifier.trusted:
+                if answer.session is None:
+                    answer.session = identifier.start()
+                raw = answer.session(data)
+            else:
+                raw = self.guard(identifier, data)
+            return check_verdict(identifier.name, data, raw)
         except Exception as exc:
             answer.error = f"{type(exc).__name__}: {exc}"
             self.errors.append((identifier, answer.error))

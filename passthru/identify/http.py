@@ -18,17 +18,17 @@ from __future__ import annotations
 from urllib.parse import SplitResult, urlsplit
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, SPECIFIC_PRECEDENCE, TEXT, Fields, Identifier
+from passthru.identify.incremental import HeaderLines, LineScanner, Resumable
 from passthru.identify.parsing import (
+    Headers,
     Malformed,
     Reader,
     decimal,
     expect_one_of,
     expect_prefix,
     first_header,
-    header_block,
     hostname,
     is_printable_ascii,
-    read_line,
     split_authority,
     verdict_of,
 )
@@ -57,9 +57,12 @@ METHODS = (
     "ACL",
 )
 METHOD_PREFIXES = tuple(f"{m} ".encode() for m in METHODS)
-VERSIONS = {b"HTTP/1.0": "1.0", b"HTTP/1.1": "1.1"}
+HTTP_VERSIONS = {b"HTTP/1.0": "1.0", b"HTTP/1.1": "1.1"}
 MAX_REQUEST_LINE = 8192
 MAX_HEADER_BLOCK = 16384
+#: HAProxy's default ``tune.http.maxhdr``: a request with more header lines than this is decided
+#: on the first ones instead of being read to its end.
+MAX_HEADERS = 101
 
 
 def split_host_port(authority: str) -> str:
@@ -76,32 +79,76 @@ def split_url(url: str) -> SplitResult:
         raise Malformed(f"malformed URL: {exc}") from None
 
 
-def request_line(data: bytes, prefixes: tuple[bytes, ...], versions: dict[bytes, str]) -> tuple[str, str, str, int]:
-    """``METHOD SP target SP version`` with a known method and version: (method, target,
-    version, offset of the header block)."""
-    prefix = expect_one_of(data, prefixes)
-    line, offset = read_line(data, 0, MAX_REQUEST_LINE)
-    parts = line.split(b" ")
-    if len(parts) != 3 or not parts[1] or not is_printable_ascii(parts[1]):
-        raise Malformed("request line is not METHOD SP target SP version")
-    version = versions.get(parts[2])
-    if version is None:
-        raise Malformed("unknown protocol version")
-    return prefix[:-1].decode(), parts[1].decode("ascii"), version, offset
+class Request(Resumable):
+    """A request line with a known method and version, then its header block, read resumably
+    (see ``incremental``): each call reads only the lines completed since the last one.
+
+    Subclasses name their methods and versions, check the request line once it is complete
+    (``start``) and turn the headers into fields once the block has ended, or been capped at
+    ``MAX_HEADERS`` lines (``finish``).
+    """
+
+    PREFIXES: tuple[bytes, ...] = ()
+    VERSIONS: dict[bytes, str] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.line = LineScanner()
+        self.method: str | None = None
+        self.fields: Fields = {}
+        self.block: HeaderLines | None = None
+
+    @property
+    def examined(self) -> int:
+        return self.line.examined + (self.block.lines.examined if self.block is not None else 0)
+
+    def parse(self, data: bytes) -> Fields:
+        if self.block is None:
+            self.fields = self.request_line(data)
+            self.block = HeaderLines(self.line.start, MAX_HEADER_BLOCK, MAX_HEADERS)
+        headers = self.block.read(data)
+        return self.finish(dict(self.fields), headers, self.block.capped)
+
+    def request_line(self, data: bytes) -> Fields:
+        """``METHOD SP target SP version`` with a known method and version."""
+        if self.method is None:
+            self.method = expect_one_of(data, self.PREFIXES)[:-1].decode()
+        parts = self.line.next(data, MAX_REQUEST_LINE).split(b" ")
+        if len(parts) != 3 or not parts[1] or not is_printable_ascii(parts[1]):
+            raise Malformed("request line is not METHOD SP target SP version")
+        version = self.VERSIONS.get(parts[2])
+        if version is None:
+            raise Malformed("unknown protocol version")
+        return self.start(self.method, parts[1].decode("ascii"), version)
+
+    def start(self, method: str, target: str, version: str) -> Fields:
+        raise NotImplementedError
+
+    def finish(self, fields: Fields, headers: Headers, capped: bool) -> Fields:
+        raise NotImplementedError
 
 
-def parse_request(data: bytes) -> Fields:
-    method, target, version, offset = request_line(data, METHOD_PREFIXES, VERSIONS)
-    fields: Fields = {"method": method, "path": target, "version": version}
-    headers = header_block(data, offset, MAX_HEADER_BLOCK)
-    raw_host = first_header(headers, b"host")
-    host = split_host_port(raw_host.decode("latin-1")) if raw_host else target_host(method, target)
-    if host:
-        fields["host"] = hostname(host.encode())
-    upgrade = first_header(headers, b"upgrade")
-    if upgrade:
-        fields["upgrade"] = upgrade.decode("latin-1").lower()
-    return fields
+class HttpRequest(Request):
+    """``http``: waits for the end of the header block (or the header cap) so ``host`` is known."""
+
+    PREFIXES = METHOD_PREFIXES
+    VERSIONS = HTTP_VERSIONS
+
+    def start(self, method: str, target: str, version: str) -> Fields:
+        return {"method": method, "path": target, "version": version}
+
+    def finish(self, fields: Fields, headers: Headers, capped: bool) -> Fields:
+        raw_host = first_header(headers, b"host")
+        if raw_host:
+            host = split_host_port(raw_host.decode("latin-1"))
+        else:
+            host = target_host(fields["method"], fields["path"])
+        if host:
+            fields["host"] = hostname(host.encode())
+        upgrade = first_header(headers, b"upgrade")
+        if upgrade:
+            fields["upgrade"] = upgrade.decode("latin-1").lower()
+        return fields
 
 
 def target_host(method: str, target: str) -> str | None:
@@ -116,7 +163,8 @@ def target_host(method: str, target: str) -> str | None:
 HTTP = Identifier(
     trusted=True,
     name="http",
-    identify=verdict_of(parse_request),
+    identify=HttpRequest.once,
+    session=HttpRequest,
     precedence=DEFAULT_PRECEDENCE,
     fields={"host": HOST, "method": TEXT, "path": TEXT, "version": TEXT, "upgrade": TEXT},
     description="HTTP/1.0 and 1.1 request line with a known method, then a well-formed header block",
@@ -169,26 +217,34 @@ RTSP_VERSIONS = {b"RTSP/1.0": "1.0", b"RTSP/2.0": "2.0"}
 RTSP_SCHEMES = ("rtsp", "rtsps", "rtspu")
 
 
-def parse_rtsp(data: bytes) -> Fields:
-    method, url, version, offset = request_line(data, RTSP_PREFIXES, RTSP_VERSIONS)
-    fields: Fields = {"method": method, "url": url, "version": version}
-    if url != "*":
-        parts = split_url(url)
-        if parts.scheme not in RTSP_SCHEMES or not parts.netloc:
-            raise Malformed("RTSP request URL is not rtsp://host/...")
-        fields["host"] = split_host_port(parts.netloc.rpartition("@")[2])
-    headers = header_block(data, offset, MAX_HEADER_BLOCK)
-    cseq = first_header(headers, b"cseq")
-    if cseq is None:
-        raise Malformed("RTSP request without CSeq")
-    decimal(cseq, 2**32 - 1)
-    return fields
+class RtspRequest(Request):
+    """``rtsp``: the URL is checked as soon as the request line is complete; a CSeq is required."""
+
+    PREFIXES = RTSP_PREFIXES
+    VERSIONS = RTSP_VERSIONS
+
+    def start(self, method: str, target: str, version: str) -> Fields:
+        fields: Fields = {"method": method, "url": target, "version": version}
+        if target != "*":
+            parts = split_url(target)
+            if parts.scheme not in RTSP_SCHEMES or not parts.netloc:
+                raise Malformed("RTSP request URL is not rtsp://host/...")
+            fields["host"] = split_host_port(parts.netloc.rpartition("@")[2])
+        return fields
+
+    def finish(self, fields: Fields, headers: Headers, capped: bool) -> Fields:
+        cseq = first_header(headers, b"cseq")
+        if cseq is None:
+            raise Malformed("RTSP request without CSeq")
+        decimal(cseq, 2**32 - 1)
+        return fields
 
 
 RTSP = Identifier(
     trusted=True,
     name="rtsp",
-    identify=verdict_of(parse_rtsp),
+    identify=RtspRequest.once,
+    session=RtspRequest,
     precedence=DEFAULT_PRECEDENCE,
     fields={"method": TEXT, "url": TEXT, "host": HOST, "version": TEXT},
     description="RTSP request: RTSP method, rtsp:// URL or *, RTSP/1.0 or 2.0, and a numeric CSeq header",

@@ -17,12 +17,12 @@ line, with an ``accept-version`` or ``host`` header. Reports ``host``, ``accept_
 from __future__ import annotations
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
+from passthru.identify.incremental import HeaderLines, Resumable
 from passthru.identify.parsing import (
     Malformed,
     Reader,
     expect_one_of,
     first_header,
-    header_block,
     hostname,
     utf8_text,
     verdict_of,
@@ -113,28 +113,41 @@ STOMP_COMMANDS = (b"CONNECT\n", b"CONNECT\r\n", b"STOMP\n", b"STOMP\r\n")
 STOMP_MAX_HEADERS = 8192
 
 
-def parse_stomp(data: bytes) -> Fields:
-    command = expect_one_of(data, STOMP_COMMANDS)
-    headers = header_block(data, len(command), STOMP_MAX_HEADERS)
-    host = first_header(headers, b"host")
-    accept = first_header(headers, b"accept-version")
-    if host is None and accept is None:
-        raise Malformed("neither host nor accept-version")
-    fields: Fields = {}
-    if host:
-        fields["host"] = hostname(host)
-    if accept:
-        fields["accept_version"] = accept.decode("ascii", "replace")
-    login = first_header(headers, b"login")
-    if login:
-        fields["login"] = utf8_text(login)
-    return fields
+class StompFrame(Resumable):
+    """The CONNECT/STOMP command line, then its header lines, read resumably (``incremental``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block: HeaderLines | None = None
+
+    @property
+    def examined(self) -> int:
+        return self.block.lines.examined if self.block is not None else 0
+
+    def parse(self, data: bytes) -> Fields:
+        if self.block is None:
+            self.block = HeaderLines(len(expect_one_of(data, STOMP_COMMANDS)), STOMP_MAX_HEADERS)
+        headers = self.block.read(data)
+        host = first_header(headers, b"host")
+        accept = first_header(headers, b"accept-version")
+        if host is None and accept is None:
+            raise Malformed("neither host nor accept-version")
+        fields: Fields = {}
+        if host:
+            fields["host"] = hostname(host)
+        if accept:
+            fields["accept_version"] = accept.decode("ascii", "replace")
+        login = first_header(headers, b"login")
+        if login:
+            fields["login"] = utf8_text(login)
+        return fields
 
 
 STOMP = Identifier(
     trusted=True,
     name="stomp",
-    identify=verdict_of(parse_stomp),
+    identify=StompFrame.once,
+    session=StompFrame,
     precedence=DEFAULT_PRECEDENCE,
     fields={"host": HOST, "accept_version": TEXT, "login": TEXT},
     description="STOMP CONNECT/STOMP frame with well-formed headers including accept-version or host",

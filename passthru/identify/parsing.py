@@ -6,6 +6,7 @@ and small helpers for text lines. Every built-in uses these instead of slicing b
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from functools import wraps
 
@@ -179,14 +180,19 @@ def verdict_of(parse: Callable[[bytes], Fields]) -> Callable[[bytes], Fields | i
 
     @wraps(parse)
     def identify(data: bytes) -> Fields | int | None:
-        try:
-            return parse(data)
-        except Truncated as short:
-            return max(short.needed, len(data) + 1)
-        except Malformed:
-            return None
+        return verdict(parse, data)
 
     return identify
+
+
+def verdict(parse: Callable[[bytes], Fields], data: bytes) -> Fields | int | None:
+    """``parse(data)`` as one of the three verdicts (``Truncated``: need more, ``Malformed``: no)."""
+    try:
+        return parse(data)
+    except Truncated as short:
+        return max(short.needed, len(data) + 1)
+    except Malformed:
+        return None
 
 
 def expect_prefix(data: bytes, prefix: bytes) -> None:
@@ -239,9 +245,18 @@ def prefix_of_any(word: bytes, candidates: frozenset[bytes] | tuple[bytes, ...])
     return any(candidate.startswith(word) for candidate in candidates)
 
 
+#: Visible ASCII, 0x21..0x7e.
+VISIBLE_ASCII = bytes(range(0x21, 0x7F))
+
+
 def is_printable_ascii(raw: bytes, allow: bytes = b"") -> bool:
-    """True when every byte is visible ASCII (0x21..0x7e) or in ``allow``."""
-    return all(0x21 <= b <= 0x7E or b in allow for b in raw)
+    """True when every byte is visible ASCII (0x21..0x7e) or in ``allow`` (checked in C: deleting
+    the allowed bytes must leave nothing)."""
+    return not raw.translate(None, VISIBLE_ASCII + allow)
+
+
+#: Control characters, space and DEL: never part of a host name as a client sends it.
+_NOT_IN_HOST_NAMES = re.compile(r"[\x00-\x20\x7f]")
 
 
 def hostname(raw: bytes) -> str:
@@ -250,7 +265,7 @@ def hostname(raw: bytes) -> str:
         name = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise Malformed("host name is not ASCII") from exc
-    if not name or any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in name):
+    if not name or _NOT_IN_HOST_NAMES.search(name):
         raise Malformed("host name has invalid characters")
     return name.rstrip(".").lower()
 
@@ -306,23 +321,6 @@ def complete_lines(data: bytes, start: int = 0, max_length: int = 1024) -> Itera
 
 
 Headers = list[tuple[bytes, bytes]]
-
-
-def header_block(data: bytes, offset: int, max_block: int = 16384, separator: bytes = b":") -> Headers:
-    """The ``name: value`` lines from ``offset`` to the empty line that ends them (HTTP, RTSP,
-    STOMP): names lower-cased, values stripped. Truncated until the empty line arrives."""
-    headers: Headers = []
-    start = offset
-    while True:
-        if offset - start > max_block:
-            raise Malformed("header block too long")
-        line, offset = read_line(data, offset, max_block)
-        if not line:
-            return headers
-        name, sep, value = line.partition(separator)
-        if not sep or not name or not is_printable_ascii(name):
-            raise Malformed("header line without a field name")
-        headers.append((name.lower(), value.strip()))
 
 
 def first_header(headers: Headers, name: bytes) -> bytes | None:

@@ -12,7 +12,8 @@ TLS over TCP: its record version (0xfeXX) is rejected.
 from __future__ import annotations
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
-from passthru.identify.parsing import Malformed, Reader, Truncated, hostname, verdict_of
+from passthru.identify.incremental import Resumable
+from passthru.identify.parsing import Malformed, Reader, Truncated, hostname
 
 HANDSHAKE = 0x16
 CLIENT_HELLO = 0x01
@@ -31,41 +32,51 @@ def is_grease(value: int) -> bool:
     return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
 
 
-def handshake_bytes(data: bytes) -> bytes:
-    """Concatenate the payloads of the leading handshake records until the ClientHello is whole.
+class HandshakeRecords:
+    """The payloads of the leading handshake records, gathered until the ClientHello is whole.
 
     A ClientHello may be split over several records (and any record over several TCP reads).
+    The reassembly keeps its place across calls (an ``Identifier.session``): a hello trickled in
+    as thousands of one-byte records is read once, not once per record.
     """
-    payload = b""
-    pos = 0
-    needed_payload: int | None = None
-    while needed_payload is None or len(payload) < needed_payload:
-        record = Reader(data, pos)
-        content_type = record.u8()
-        if content_type != HANDSHAKE:
-            raise Malformed("not a handshake record")
-        major = record.u8()
-        minor = record.u8()
-        if major != 3 or minor > 4:
-            raise Malformed("record version is not SSL 3.0 to TLS 1.3")
-        length = record.u16()
-        if length == 0 or length > MAX_RECORD:
-            raise Malformed("record length out of range")
-        fragment = record.take(length) if len(data) >= record.pos + length else None
-        if fragment is None:
-            # Enough of the record may already be here to reject it early.
-            partial = data[record.pos :]
-            check_hello_start(payload + partial)
-            raise Truncated(record.pos + length)
-        payload += fragment
-        pos = record.pos
-        if needed_payload is None:
-            # Also when a whole record carried fewer than 4 bytes: its first byte already decides
-            # (checked while the record was partial, so it must be checked once it is whole too).
-            check_hello_start(payload)
-            if len(payload) >= 4:
-                needed_payload = 4 + int.from_bytes(payload[1:4], "big")
-    return payload
+
+    __slots__ = ("examined", "needed", "payload", "pos")
+
+    def __init__(self) -> None:
+        self.pos = 0  # where the next record starts
+        self.payload = bytearray()
+        self.needed: int | None = None  # the whole hello's length, once its header arrived
+        self.examined = 0  # bytes of the input looked at (whole records, and partial ones' starts)
+
+    def read(self, data: bytes) -> bytes:
+        while self.needed is None or len(self.payload) < self.needed:
+            record = Reader(data, self.pos)
+            content_type = record.u8()
+            if content_type != HANDSHAKE:
+                raise Malformed("not a handshake record")
+            major = record.u8()
+            minor = record.u8()
+            if major != 3 or minor > 4:
+                raise Malformed("record version is not SSL 3.0 to TLS 1.3")
+            length = record.u16()
+            if length == 0 or length > MAX_RECORD:
+                raise Malformed("record length out of range")
+            if len(data) < record.pos + length:
+                # Enough of the record may already be here to reject it early.
+                start = data[record.pos : record.pos + 5]
+                self.examined += record.pos - self.pos + len(start)
+                check_hello_start(bytes(self.payload[:5]) + start)
+                raise Truncated(record.pos + length)
+            self.payload += record.take(length)
+            self.examined += record.pos - self.pos
+            self.pos = record.pos
+            if self.needed is None:
+                # Also when a whole record carried fewer than 4 bytes: its first byte already
+                # decides (checked while the record was partial, so once it is whole too).
+                check_hello_start(bytes(self.payload[:5]))
+                if len(self.payload) >= 4:
+                    self.needed = 4 + int.from_bytes(self.payload[1:4], "big")
+        return bytes(self.payload)
 
 
 def check_hello_start(payload: bytes) -> None:
@@ -105,10 +116,25 @@ def parse_sslv2_hello(data: bytes) -> Fields:
     return {"version": "2.0" if version == 0x0002 else "2.0-compat"}
 
 
-def parse_client_hello(data: bytes) -> Fields:
-    if data and data[0] & 0x80:
-        return parse_sslv2_hello(data)
-    payload = handshake_bytes(data)
+class ClientHello(Resumable):
+    """A ClientHello (or SSLv2-format hello) read resumably: see ``HandshakeRecords``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records = HandshakeRecords()
+
+    @property
+    def examined(self) -> int:
+        return self.records.examined
+
+    def parse(self, data: bytes) -> Fields:
+        if data and data[0] & 0x80:
+            return parse_sslv2_hello(data)
+        return client_hello_fields(self.records.read(data))
+
+
+def client_hello_fields(payload: bytes) -> Fields:
+    """The fields of a complete ClientHello handshake message."""
     hello = Reader(payload, 4, 4 + int.from_bytes(payload[1:4], "big"))
     legacy_version = hello.u16()
     hello.skip(32)  # random
@@ -183,7 +209,8 @@ def highest_version(body: Reader) -> int | None:
 TLS = Identifier(
     trusted=True,
     name="tls",
-    identify=verdict_of(parse_client_hello),
+    identify=ClientHello.once,
+    session=ClientHello,
     precedence=DEFAULT_PRECEDENCE,
     fields={"sni": HOST, "alpn": TEXT, "version": TEXT},
     description="TLS ClientHello (SSL 3.0 to TLS 1.3, structurally parsed) or SSLv2-format CLIENT-HELLO",

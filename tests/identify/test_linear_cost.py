@@ -1,0 +1,87 @@
+"""Identification cost is linear in the bytes however a client trickles them (issue 14).
+
+The hostile inputs are fed one byte at a time, as a client sending one byte per packet makes the
+server do, to each resumable identifier (``Identifier.session``). Work is counted, not timed: the
+bytes the session's scanners looked at (``examined``) stay within twice the bytes it was
+shown (a byte is read once; a partial TLS record's header is looked at again when the record
+completes), where a parser that starts over on every read looks at about n^2/2.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from passthru.identify import BUILTINS
+from passthru.identify.base import Identifier
+from passthru.identify.http import HTTP, MAX_HEADERS, RTSP
+from passthru.identify.messaging import STOMP
+from passthru.identify.tls import TLS
+from tests.identify.corpus import samples
+from tests.identify.hostile import (
+    KIB16,
+    REQUEST_LINE,
+    endless_header,
+    short_headers,
+    tls_one_byte_records,
+    tls_record_announcing,
+    trickle,
+)
+
+RTSP_LINE = b"OPTIONS rtsp://cam.example.test/ RTSP/1.0\r\n"
+STOMP_LINE = b"CONNECT\n"
+
+HOSTILE = {
+    "http short headers": (HTTP, short_headers(REQUEST_LINE)),
+    "http endless header": (HTTP, endless_header(REQUEST_LINE)),
+    "rtsp short headers": (RTSP, short_headers(RTSP_LINE)),
+    "rtsp endless header": (RTSP, endless_header(RTSP_LINE)),
+    "stomp short headers": (STOMP, short_headers(STOMP_LINE, b"a:b\n")),
+    "stomp endless header": (STOMP, endless_header(STOMP_LINE)),
+    "tls record announcing 16 KiB": (TLS, tls_record_announcing(KIB16)),
+    "tls hello in one-byte records": (TLS, tls_one_byte_records(KIB16)),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_trickled_hostile_prefix_is_read_once(name: str) -> None:
+    identifier, data = HOSTILE[name]
+    assert identifier.session is not None
+    session = identifier.session()
+    verdict, shown = trickle(session, data)
+    assert shown <= len(data)
+    assert session.examined <= 2 * shown, f"{name}: looked at {session.examined} bytes to read {shown}"
+    assert verdict == identifier.identify(data[:shown]), "the session and the one-shot identify agree"
+
+
+def test_http_decides_after_the_header_cap_with_the_fields_so_far() -> None:
+    data = REQUEST_LINE + b"Host: Example.TEST:8080\r\n" + short_headers(b"", count=MAX_HEADERS + 50)
+    verdict, shown = trickle(HTTP.session(), data)
+    assert verdict == {"method": "GET", "path": "/", "version": "1.1", "host": "example.test"}
+    header_lines = data[len(REQUEST_LINE) : shown].count(b"\n")
+    assert header_lines == MAX_HEADERS, "decided on the 101st header line, not at the end of the block"
+
+
+def test_rtsp_without_cseq_in_the_first_101_headers_is_no_match() -> None:
+    verdict, shown = trickle(RTSP.session(), short_headers(RTSP_LINE, count=MAX_HEADERS + 1) + b"CSeq: 1\r\n\r\n")
+    assert verdict is None and shown == len(RTSP_LINE) + 6 * MAX_HEADERS
+
+
+@pytest.mark.parametrize("identifier", [i for i in BUILTINS if i.session is not None], ids=lambda i: i.name)
+def test_a_session_answers_like_identify_on_every_prefix(identifier: Identifier) -> None:
+    """Resuming never changes a verdict: on every corpus sample (of any protocol), fed a byte at
+    a time, each session answer equals the one-shot ``identify`` of the same prefix."""
+    for _, name, data in samples():
+        assert identifier.session is not None
+        session = identifier.session()
+        for end in range(1, len(data) + 1):
+            expected = identifier.identify(data[:end])
+            assert session(data[:end]) == expected, (name, end)
+            if not isinstance(expected, int):
+                break
+
+
+def test_a_session_refuses_a_prefix_that_does_not_grow() -> None:
+    session = HTTP.session()
+    session(b"GET / HT")
+    with pytest.raises(ValueError, match="growing prefix"):
+        session(b"GET")
