@@ -163,7 +163,7 @@ class Router:
         self.rules = tuple(CompiledRule.compile(r) for r in routes)
         self._by_client = any(rule.clients for rule in self.rules)
         #: A ``postgres`` rule tests ``sni`` or ``alpn``: the server must then read the ClientHello
-        #: behind a client's SSLRequest (``passthru/server/pgtls.py``); otherwise nothing changes.
+        #: behind a client's SSLRequest (``passthru/server/pgwire.py``); otherwise nothing changes.
         self.postgres_tls = any(
             rule.protocol == "postgres" and any(m.name in ("sni", "alpn") for m in rule.matchers) for rule in self.rules
         )

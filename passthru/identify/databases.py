@@ -90,7 +90,7 @@ POSTGRES = Identifier(
     identify=verdict_of(parse_postgres),
     precedence=DEFAULT_PRECEDENCE,
     # sni/alpn come from the ClientHello behind an SSLRequest, read by the server when a route
-    # needs them (passthru/server/pgtls.py), not from these bytes
+    # needs them (passthru/server/pgwire.py), not from these bytes
     fields={
         "request": TEXT,
         "user": TEXT,

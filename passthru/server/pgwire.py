@@ -5,7 +5,7 @@ with a TLS ClientHello) or ``N``. Before that, it may send a GSSENCRequest, also
 one byte (``G`` or ``N``); after ``N`` it goes on with an SSLRequest or a plain StartupMessage.
 To route by SNI, Passthru plays the server's part of this exchange (``S`` for SSL, ``N`` for
 GSSAPI encryption, which it cannot offer), reads the ClientHello, and later replays the
-SSLRequest to the chosen backend (see ``pgtls.py`` for the two I/O steps).
+SSLRequest to the chosen backend (the I/O steps are in ``connection.py``, "PostgreSQL by SNI").
 
 :class:`ClientStartTLS` is the client side as a state machine over the bytes received.
 """
@@ -37,7 +37,7 @@ class ClientStartTLS:
     ``data`` is what the backend must get: an answered GSSENCRequest is dropped (the backend never
     sees it, Passthru answered it); after an SSLRequest it is that request and the ClientHello.
     ``fields`` is what routing sees; ``starttls`` is true once the client's SSLRequest was answered
-    with ``S`` (the chosen backend must then accept the same request, see ``pgtls.py``).
+    with ``S`` (the chosen backend must then accept the same request, see ``backend_opening``).
     """
 
     data: bytes = b""
