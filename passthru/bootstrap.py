@@ -1,40 +1,46 @@
 """Load a config together with the user identifiers its routes may name.
 
-Routes may name protocols defined by files in ``identifiers_dir``, so those files are loaded
-before the config is validated. The directory is read from the raw YAML first (a config that
-does not parse still gets its full, line-numbered errors from the real load afterwards).
+Routes may name protocols defined by files in ``identifiers_dir``, and their ``match`` keys are
+checked against what each identifier declares it reports, so those files are loaded before the
+config is validated. The file is read and parsed once (:class:`ConfigSource`), which is also the
+one place that knows where ``identifiers_dir`` is (default ``identifiers/`` beside the config).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
-from passthru.config import Config, load_config
-from passthru.identify import builtin_names
+from passthru.config import Config, ConfigErrors, ConfigSource, read_config
+from passthru.config.matching import Protocols
+from passthru.identify import BUILTINS
 from passthru.plugins import UserIdentifiers
 
 
 def identifiers_dir_for(config_path: Path) -> Path:
-    """Where the config says user identifiers live (default ``identifiers/`` beside it)."""
-    base = config_path.absolute().parent  # not resolve(): a ConfigMap's file is a symlink
+    """Where the config says user identifiers live (the default too when it cannot be read)."""
     try:
-        raw = YAML(typ="safe").load(config_path.read_text())
-    except (OSError, YAMLError, UnicodeDecodeError):
-        raw = None
-    value = raw.get("identifiers_dir") if isinstance(raw, dict) else None
-    return base / value if isinstance(value, str) and value else base / "identifiers"
+        return read_config(config_path).identifiers_dir
+    except ConfigErrors:
+        return ConfigSource(Path(config_path), None).identifiers_dir
+
+
+def protocols_of(user: UserIdentifiers) -> Protocols:
+    """Every protocol a route may name, with the fields it declares (None: undeclared). A user
+    file that is not in service keeps its name known, so routes naming it stay valid."""
+    return {**dict.fromkeys(user.names()), **{i.name: i.fields for i in user.combined(BUILTINS)}}
+
+
+def load_user_identifiers(directory: Path) -> UserIdentifiers:
+    user = UserIdentifiers(directory)
+    user.load_all()
+    return user
 
 
 def load_with_identifiers(
     config_path: str | Path, user: UserIdentifiers | None = None
 ) -> tuple[Config, UserIdentifiers]:
     """The validated config and the (loaded) user identifiers; raises ConfigErrors."""
-    path = Path(config_path)
+    source = read_config(config_path)
     if user is None:
-        user = UserIdentifiers(identifiers_dir_for(path))
-        user.load_all()
-    config = load_config(path, known_protocols=builtin_names() | user.names())
-    return config, user
+        user = load_user_identifiers(source.identifiers_dir)
+    return source.validate(protocols_of(user)), user

@@ -11,8 +11,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from passthru.cli import add_config_option
+from passthru.commands.editing import add_edit_options, run_edit
 from passthru.config.edit import EditError, get_key, set_key
-from passthru.config.editcli import add_edit_options, run_edit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,12 +8,16 @@ import sys
 from collections.abc import Mapping
 from functools import partial
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from passthru.cli import add_config_option
+from passthru.commands.editing import add_edit_options, run_edit
 from passthru.config.document import parse_document
 from passthru.config.edit import EditError, add_route, move_route, remove_route, set_route
-from passthru.config.editcli import add_edit_options, run_edit
 from passthru.config.errors import ConfigErrors
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS
+from passthru.config.render import inline
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,10 +57,19 @@ def _route_options(parser: argparse.ArgumentParser, required_to: bool) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="protocol=NAME or a field (sni=example.com); repeat a field for a list of values",
+        help="protocol=NAME, a field (sni=example.com; repeat for a list), client=CIDR, listener=NAME, "
+        "or a field's test in YAML: 'sni={regex: \"(?P<t>[a-z]+)\\.example\\.com\"}', 'path={prefix: /v2/}', "
+        "'sni={not: [a.example.com]}'",
     )
     parser.add_argument(
         "--to", action="append", default=[], required=required_to, metavar="HOST:PORT", help="upstream; repeat for more"
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="GLOB_OR_CIDR",
+        help="for a --to with {placeholders}: a host glob (*.svc.internal) or network; repeat for more",
     )
     parser.add_argument("--balance", choices=BALANCE_MODES)
     parser.add_argument(
@@ -73,17 +86,37 @@ def _placement(parser: argparse.ArgumentParser, required: bool) -> None:
     where.add_argument("--after", metavar="NAME", help="place it just after this route")
 
 
-def parse_match(items: list[str]) -> dict[str, str | list[str]]:
-    """``["protocol=tls", "sni=a", "sni=b"]`` -> ``{"protocol": "tls", "sni": ["a", "b"]}``."""
-    values: dict[str, list[str]] = {}
+def parse_match(items: list[str]) -> dict[str, object]:
+    """``["protocol=tls", "sni=a", "sni=b"]`` -> ``{"protocol": "tls", "sni": ["a", "b"]}``.
+
+    A value written as a YAML flow mapping (``{regex: ...}``, ``{prefix: ...}``, ``{not: ...}``)
+    is that mapping; it stands alone (it cannot be repeated into a list). The config's own
+    validation then checks it like any other edit.
+    """
+    values: dict[str, list[object]] = {}
     for item in items:
         key, equals, value = item.partition("=")
         if not equals or not key or not value:
             raise EditError(f"--match {item!r}: expected KEY=VALUE, e.g. protocol=tls or sni=example.com")
-        values.setdefault(key.strip(), []).append(value.strip())
-    if len(values.get("protocol", ())) > 1:
-        raise EditError("--match protocol= may be given once")
+        values.setdefault(key.strip(), []).append(_test(item, value.strip()))
+    for key, given in values.items():
+        if len(given) > 1 and (key == "protocol" or any(isinstance(v, dict) for v in given)):
+            what = "protocol=" if key == "protocol" else f"a {{...}} test of {key}"
+            raise EditError(f"--match {what} may be given once")
     return {k: v[0] if len(v) == 1 else v for k, v in values.items()}
+
+
+def _test(item: str, value: str) -> object:
+    """A plain value as text; ``{...}`` read as a YAML flow mapping."""
+    if not value.startswith("{"):
+        return value
+    try:
+        parsed = YAML(typ="safe", pure=True).load(value)
+    except YAMLError as exc:
+        raise EditError(f"--match {item!r}: the {{...}} test is not valid YAML ({exc.problem or exc})") from None
+    if not isinstance(parsed, dict):
+        raise EditError(f"--match {item!r}: expected a mapping such as {{prefix: /v2/}}")
+    return parsed
 
 
 def _changes(args: argparse.Namespace) -> dict[str, object]:
@@ -93,6 +126,8 @@ def _changes(args: argparse.Namespace) -> dict[str, object]:
         changes["match"] = parse_match(args.match)
     if args.to:  # a list: ``route set`` keeps a list a list; one address replaces a scalar as a scalar
         changes["to"] = list(args.to)
+    if args.allow:
+        changes["allow"] = list(args.allow)
     if args.balance:
         changes["balance"] = args.balance
     if args.proxy_protocol:
@@ -127,7 +162,7 @@ def set_command(args: argparse.Namespace) -> int:
     except EditError as exc:
         return _refuse(str(exc))
     if not changes:
-        return _refuse("nothing to change: give --to, --match, --balance or --proxy-protocol")
+        return _refuse("nothing to change: give --to, --match, --allow, --balance or --proxy-protocol")
     return run_edit(args, partial(set_route, name=args.name, changes=changes), f"route '{args.name}' changed")
 
 
@@ -169,4 +204,6 @@ def _terms(match: Mapping) -> str:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, Mapping):  # a field's test: {regex: ...}, {not: [...]}, as written
+        return inline(value)
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)

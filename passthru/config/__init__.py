@@ -2,7 +2,7 @@
 and edit it from the command line without disturbing comments or layout."""
 
 from passthru.config.errors import ConfigError, ConfigErrors
-from passthru.config.loader import load_config, load_config_text
+from passthru.config.loader import ConfigSource, load_config, load_config_text, read_config
 from passthru.config.model import Config, DeclarativeIdentifier, Endpoint, Limits, Listener, Route, Timeouts
 from passthru.config.units import parse_duration, parse_size
 
@@ -10,6 +10,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigErrors",
+    "ConfigSource",
     "DeclarativeIdentifier",
     "Endpoint",
     "Limits",
@@ -20,4 +21,5 @@ __all__ = [
     "load_config_text",
     "parse_duration",
     "parse_size",
+    "read_config",
 ]

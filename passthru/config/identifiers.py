@@ -32,6 +32,7 @@ from passthru.config.checker import Checker, describe, one_of_text
 from passthru.config.document import Node
 from passthru.config.model import DeclarativeIdentifier
 from passthru.identify import builtin_names
+from passthru.identify.base import TEXT, FieldKinds
 
 IDENTIFIER_KEYS = ("name", "prefix", "at", "regex", "min_length")
 KINDS = ("prefix", "at", "regex")
@@ -53,6 +54,11 @@ def declarative_identifiers(
         return (), set()
     built = [_identifier(check, item, max_bytes, declared) for item in node.items()]
     return tuple(i for i in built if i is not None), set(declared)
+
+
+def declared_fields(d: DeclarativeIdentifier) -> FieldKinds:
+    """What a config rule reports: a regex's named groups (text); nothing otherwise."""
+    return dict.fromkeys(d.regex.groupindex, TEXT) if d.regex is not None else {}
 
 
 def _identifier(check: Checker, node: Node, max_bytes: int, declared: dict[str, int]) -> DeclarativeIdentifier | None:

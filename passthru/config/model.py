@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from passthru.identify.base import FieldKind
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 BALANCE_MODES = ("round_robin", "least_conn", "source_hash", "first")
@@ -48,6 +50,7 @@ class Listener:
     proxy_protocol: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     max_connections: int | None = None  # this listener's share; it stops accepting at the limit
+    name: str | None = None  # what routes' ``match: {listener: ...}`` call it
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,52 @@ class HealthCheck:
     fall: int = 3
 
 
+#: The forms a ``match`` value takes besides a plain value or list (exact, "any of").
+MATCH_FORMS = ("regex", "prefix", "suffix", "not")
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One ``match`` key's test, as written: ``form`` is ``exact`` (values, ``*.`` globs for
+    host fields), ``regex`` (one pattern, the whole value must match), ``prefix`` or ``suffix``
+    (any of ``values``); ``negated`` for ``{not: ...}``. ``kind`` is the field's declared kind
+    (from the identifiers), which decides case folding, globs and numeric comparison."""
+
+    form: str
+    values: tuple[str, ...]
+    kind: FieldKind = FieldKind.TEXT
+    negated: bool = False
+
+    def __str__(self) -> str:
+        text = ",".join(self.values) if self.form == "exact" else f"{self.form}:{','.join(self.values)}"
+        return f"not({text})" if self.negated else text
+
+
+@dataclass(frozen=True)
+class UpstreamTemplate:
+    """A ``to`` with ``{placeholders}`` (regex groups or reported fields) and its ``allow`` list.
+
+    ``host`` is the host part as written (placeholders in it), ``port`` fixed; the rendered
+    host must match one of ``globs`` (``*.`` = any name below) or, as an IP literal, lie in
+    one of ``networks``; when ``networks`` is not empty every address a name resolves to must
+    lie in one of them too (see ``passthru/server/targets.py``).
+    """
+
+    text: str
+    host: str
+    port: int
+    placeholders: tuple[str, ...]
+    globs: tuple[str, ...]
+    networks: tuple[IPNetwork, ...]
+
+
 @dataclass(frozen=True)
 class Route:
     """A routing rule: ``protocol`` and ``fields`` to match (None / empty = anything), upstreams.
 
-    ``fields`` maps a field name to the values that match it ("any of"), read-only; ``line`` is
+    ``fields`` maps a field name to its :class:`FieldRule`, read-only; ``clients`` (networks
+    the real client address must lie in) and ``listeners`` (listen entry names) restrict it
+    further when not empty; ``template`` replaces ``to`` (then empty) for ``to: "{x}..."``. ``line`` is
     the rule's line in the config file (for an address given as ``default`` or ``on_timeout``,
     the line of that key; the route is then named after the key).
 
@@ -114,7 +158,7 @@ class Route:
 
     name: str
     protocol: str | None
-    fields: Mapping[str, tuple[str, ...]] = field(hash=False)
+    fields: Mapping[str, FieldRule] = field(hash=False)
     to: tuple[Endpoint, ...]
     balance: str = "round_robin"
     proxy_protocol: str | None = None
@@ -122,6 +166,9 @@ class Route:
     weights: tuple[int, ...] = ()
     health_check: HealthCheck | None = None
     transparent: bool = False
+    clients: tuple[IPNetwork, ...] = ()
+    listeners: tuple[str, ...] = ()
+    template: UpstreamTemplate | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
@@ -135,7 +182,15 @@ class Route:
 
     @property
     def catch_all(self) -> bool:
-        return self.protocol is None and not self.fields
+        return self.protocol is None and not self.fields and not self.clients and not self.listeners
+
+    def match_text(self) -> str:
+        """The rule as one line, for logs: ``protocol=tls sni=*.example.com client=10.0.0.0/8``."""
+        terms = [f"protocol={self.protocol}"] if self.protocol else []
+        terms += [f"{name}={rule}" for name, rule in self.fields.items()]
+        terms += [f"client={','.join(map(str, self.clients))}"] if self.clients else []
+        terms += [f"listener={','.join(self.listeners)}"] if self.listeners else []
+        return " ".join(terms) or "(anything)"
 
 
 @dataclass(frozen=True)

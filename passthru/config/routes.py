@@ -1,9 +1,10 @@
 """Builders for ``routes`` and for the ``default`` / ``on_timeout`` targets.
 
-A route's ``match`` names a protocol (one the identifiers know) and any fields that protocol
-reports; values are compared as text, a list means "any of". A route without ``match`` is a
-catch-all. ``default`` and ``on_timeout`` take ``reject``, a route name or an address: names
-cannot contain ``:`` and addresses always do, so the three forms never overlap. A route's
+A route's ``match`` names a protocol (one the identifiers know), fields that protocol reports,
+``client`` networks and ``listener`` names (see ``matching.py``). A route without ``match`` is a
+catch-all. A ``to`` with ``{placeholders}`` is a template and needs ``allow`` (``templates.py``).
+``default`` and ``on_timeout`` take ``reject``, a route name or an address: names cannot
+contain ``:`` and addresses always do, so the three forms never overlap. A route's
 backend pool (``to`` with weights, ``health_check``) is built in ``pools.py``.
 ``transparent: true`` dials the backends from the client's own address (default false).
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-from passthru.config import pools
+from passthru.config import pools, templates
 from passthru.config.addresses import parse_endpoint
 from passthru.config.checker import Checker, closest, describe, one_of_text
 from passthru.config.document import Node
+from passthru.config.matching import EMPTY, Protocols, match, reported_fields
 from passthru.config.model import BALANCE_MODES, PROXY_PROTOCOL_VERSIONS, Route
 
-ROUTE_KEYS = ("name", "match", "to", "balance", "proxy_protocol", "health_check", "transparent")
+ROUTE_KEYS = ("name", "match", "to", "allow", "balance", "proxy_protocol", "health_check", "transparent")
 REQUIRED = {
     "name": "a unique name, e.g. name: web",
     "to": "where to send matching connections, e.g. to: 127.0.0.1:8443",
@@ -28,47 +30,73 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 REJECT = "reject"
 
 
-def routes(check: Checker, node: Node | None, protocols: Collection[str]) -> tuple[tuple[Route, ...], set[str]]:
+def routes(
+    check: Checker, node: Node | None, protocols: Protocols, listener_names: Collection[str] | None = None
+) -> tuple[tuple[Route, ...], set[str]]:
     """The ordered rule list, and every route name declared (also those of broken routes, so
-    a reference to one is not reported a second time as unknown). Names must be unique."""
+    a reference to one is not reported a second time as unknown). Names must be unique.
+    ``protocols``: each protocol's declared fields; ``listener_names``: names ``listen`` gives."""
     declared: dict[str, int] = {}
     if node is None:
         return (), set()
     if not node.is_sequence:
         check.error(node.pos, f"routes must be a list of routes (- name: ...), not {describe(node.value)}")
         return (), set()
-    built = [_route(check, item, protocols, declared) for item in node.items()]
+    built = [_route(check, item, protocols, listener_names, declared) for item in node.items()]
     return tuple(r for r in built if r is not None), set(declared)
 
 
-def _route(check: Checker, node: Node, protocols: Collection[str], declared: dict[str, int]) -> Route | None:
+def _route(
+    check: Checker,
+    node: Node,
+    protocols: Protocols,
+    listener_names: Collection[str] | None,
+    declared: dict[str, int],
+) -> Route | None:
     if not check.mapping(node, "{name: web, match: {protocol: tls}, to: 127.0.0.1:8443}"):
         return None
     check.known_keys(node, ROUTE_KEYS)
     for key, hint in REQUIRED.items():
         if key not in node.value:
             check.error(node.pos, f"{node.where}: missing required key '{key}': {hint}")
-    name_node, match_node, to_node, balance_node, proxy_node, check_node, transparent_node = (
+    name_node, match_node, to_node, allow_node, balance_node, proxy_node, check_node, transparent_node = (
         node.child(k) for k in ROUTE_KEYS
     )
     name = route_name(check, name_node) if name_node else None
     if name_node and name and not check.unique(declared, name, node.pos[0], name_node.pos, "route"):
         name = None
-    protocol, fields = match(check, match_node, protocols) if match_node else (None, {})
-    pool = pools.upstreams(check, to_node) if to_node else None
+    matched = match(check, match_node, protocols, listener_names) if match_node else EMPTY
+    template = None
+    if to_node is not None and templates.is_template(to_node):
+        groups = matched.groups if matched else ()
+        reported = reported_fields(matched.protocol, protocols) if matched else None
+        template = templates.upstream_template(check, to_node, allow_node, groups, reported)
+        pool = ((), ()) if template is not None else None
+        if check_node is not None:
+            check.error(check_node.pos, f"{check_node.where}: a templated to has no fixed backends to check")
+    else:
+        pool = pools.upstreams(check, to_node) if to_node else None
+        if allow_node is not None:
+            check.error(allow_node.pos, f"{allow_node.where} only applies to a to with {{placeholders}}")
     balance = check.choice(balance_node, BALANCE_MODES) if balance_node else BALANCE_MODES[0]
     proxy = check.choice(proxy_node, PROXY_PROTOCOL_VERSIONS) if proxy_node else None
     health = pools.health_check(check, check_node) if check_node else None
     transparent = flag(check, transparent_node) if transparent_node is not None else False
-    if name is None or pool is None or balance is None or fields is None or (check_node is not None and health is None):
+    if (
+        name is None
+        or pool is None
+        or balance is None
+        or matched is None
+        or (check_node is not None and health is None)
+    ):
         return None
     if transparent is None:
         return None
     to, weights = pool
     return Route(
         name,
-        protocol,
-        fields,
+        matched.protocol,
+        matched.fields,
         to,
         balance,
         proxy,
@@ -76,6 +104,9 @@ def _route(check: Checker, node: Node, protocols: Collection[str], declared: dic
         weights=weights,
         health_check=health,
         transparent=transparent,
+        clients=matched.clients,
+        listeners=matched.listeners,
+        template=template,
     )
 
 
@@ -96,54 +127,6 @@ def route_name(check: Checker, node: Node) -> str | None:
         check.error(node.pos, "'reject' is reserved (it means: close the connection); choose another route name")
         return None
     return name
-
-
-def match(
-    check: Checker, node: Node, protocols: Collection[str]
-) -> tuple[str | None, Mapping[str, tuple[str, ...]] | None]:
-    """``(protocol, fields)``; fields is None when a field value was invalid."""
-    if node.value is None:  # ``match:`` with nothing after it: same as no match, a catch-all
-        return None, {}
-    if not check.mapping(node, "{protocol: tls, sni: example.com}"):
-        return None, None
-    protocol = None
-    fields: dict[str, tuple[str, ...]] | None = {}
-    for key in node.value:
-        child = node.child(key)
-        assert child is not None
-        if key == "protocol":
-            protocol = known_protocol(check, child, protocols)
-            continue
-        values = field_values(check, child)
-        if values is None or fields is None:
-            fields = None
-        else:
-            fields[str(key)] = values
-    return protocol, fields
-
-
-def known_protocol(check: Checker, node: Node, protocols: Collection[str]) -> str | None:
-    value = node.value
-    if isinstance(value, str) and value in protocols:
-        return value
-    if isinstance(value, list):
-        check.error(node.pos, f"{node.where} takes one protocol name; write one route per protocol")
-        return None
-    known = sorted(protocols)
-    guess = closest(str(value), known) if isinstance(value, str) else None
-    suggestion = f"; did you mean '{guess}'?" if guess else ""
-    check.error(node.pos, f"{node.where}: unknown protocol {describe(value)} (known: {one_of_text(known)}){suggestion}")
-    return None
-
-
-def field_values(check: Checker, node: Node) -> tuple[str, ...] | None:
-    """A scalar or a non-empty list of scalars, as text."""
-    items = node.as_list()
-    if not items:
-        check.error(node.pos, f"{node.where} is an empty list, which matches nothing: give at least one value")
-        return None
-    values = [check.scalar(item) for item in items]
-    return tuple(v for v in values if v is not None) if None not in values else None
 
 
 def target(check: Checker, node: Node, routes_by_name: Mapping[str, Route], declared: Collection[str]) -> Route | None:

@@ -7,6 +7,7 @@ what is wrong and returns the best value it can, so loading continues and finds 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +89,15 @@ def limits(check: Checker, node: Node | None) -> Limits:
     return settings(check, node, Limits, LIMIT_FIELDS)
 
 
-LISTENER_KEYS = ("address", "proxy_protocol", "trusted_proxies", "max_connections")
+LISTENER_KEYS = ("address", "proxy_protocol", "trusted_proxies", "max_connections", "name")
+LISTENER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def listener_names(node: Node | None) -> frozenset[str]:
+    """The ``name:`` of every listen mapping (valid or not: routes naming one are then not
+    reported a second time)."""
+    items = node.as_list() if node is not None else []
+    return frozenset(str(i.value["name"]) for i in items if i.is_mapping and isinstance(i.value.get("name"), str))
 
 
 def listeners(check: Checker, node: Node | None) -> tuple[Listener, ...]:
@@ -100,10 +109,14 @@ def listeners(check: Checker, node: Node | None) -> tuple[Listener, ...]:
         check.error(node.pos, "listen must name at least one address, e.g. 0.0.0.0:8443")
     built: list[Listener] = []
     seen: dict[tuple[str, int], int] = {}
+    names: dict[str, int] = {}
     for item in items:
         listener = _listener(check, item)
         if listener is None:
             continue
+        name_node = item.child("name") if item.is_mapping else None
+        if listener.name is not None and name_node is not None:
+            check.unique(names, listener.name, item.pos[0], name_node.pos, "listener")
         key = (listener.address.host, listener.address.port)
         if key in seen:
             check.error(item.pos, f"listen address {listener.address} is listed twice (first at line {seen[key]})")
@@ -118,7 +131,13 @@ def _listener(check: Checker, node: Node) -> Listener | None:
         address = check.converted(node, parse_endpoint)
         return Listener(address) if address else None
     check.known_keys(node, LISTENER_KEYS, required=("address",))
-    address_node, mode_node, trusted_node, max_node = (node.child(k) for k in LISTENER_KEYS)
+    address_node, mode_node, trusted_node, max_node, name_node = (node.child(k) for k in LISTENER_KEYS)
+    name = None
+    if name_node is not None:
+        name = check.text(name_node, "a listener name, e.g. public")
+        if name is not None and not LISTENER_NAME.fullmatch(name):
+            check.error(name_node.pos, f"invalid listener name {name!r}: use letters, digits, '_', '.' and '-'")
+            name = None
     max_connections = check.converted(max_node, parse_count) if max_node else None
     address = check.converted(address_node, parse_endpoint) if address_node else None
     mode = check.choice(mode_node, ("accept",)) if mode_node else None
@@ -131,7 +150,7 @@ def _listener(check: Checker, node: Node) -> Listener | None:
         check.error(mode_node.pos, "proxy_protocol: accept needs trusted_proxies (the networks allowed to send it)")
     if address is None:
         return None
-    return Listener(address, mode, tuple(n for n in trusted if n is not None), max_connections)
+    return Listener(address, mode, tuple(n for n in trusted if n is not None), max_connections, name)
 
 
 def workers(check: Checker, node: Node | None) -> int:

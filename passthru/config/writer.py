@@ -18,13 +18,13 @@ import difflib
 import fcntl
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from passthru.config.errors import ConfigErrors
 from passthru.config.layout import EditError
-from passthru.config.loader import load_config_text
+from passthru.config.loader import KnownProtocols, load_config_text
 
 
 class EditRefused(Exception):
@@ -69,7 +69,7 @@ def edit_config(
     path: str | Path,
     edit: Callable[[str], str],
     *,
-    known_protocols: Collection[str] | None = None,
+    known_protocols: KnownProtocols | None = None,
     dry_run: bool = False,
 ) -> EditOutcome:
     """Read ``path``, apply ``edit`` to its text, validate, and (unless ``dry_run``) write it.
@@ -94,7 +94,7 @@ def edit_config(
     return EditOutcome(shown, before, after, written=after != before and not dry_run)
 
 
-def _validate(path: Path, before: str, after: str, known_protocols: Collection[str] | None) -> None:
+def _validate(path: Path, before: str, after: str, known_protocols: KnownProtocols | None) -> None:
     try:
         load_config_text(after, path, known_protocols)
     except ConfigErrors as errors:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, TEXT, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -89,7 +89,17 @@ POSTGRES = Identifier(
     name="postgres",
     identify=verdict_of(parse_postgres),
     precedence=DEFAULT_PRECEDENCE,
-    fields={"request": TEXT, "user": TEXT, "database": TEXT, "application_name": TEXT, "protocol": TEXT},
+    # sni/alpn come from the ClientHello behind an SSLRequest, read by the server when a route
+    # needs them (passthru/server/pgwire.py), not from these bytes
+    fields={
+        "request": TEXT,
+        "user": TEXT,
+        "database": TEXT,
+        "application_name": TEXT,
+        "protocol": TEXT,
+        "sni": HOST,
+        "alpn": TEXT,
+    },
     description="PostgreSQL StartupMessage (protocol 3.x, parameters incl. user) or SSL/GSSENC/Cancel request",
 )
 

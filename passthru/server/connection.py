@@ -17,6 +17,7 @@ lifecycle through :class:`~passthru.server.lifecycle.Observers`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
@@ -33,12 +34,15 @@ from passthru.connlog import ConnectionRecord
 from passthru.identify.engine import Decision, Identification, Preparing
 from passthru.metrics import failure_reason
 from passthru.plugins import UserIdentifiers
+from passthru.routing import NO_GROUPS, Groups
 from passthru.server.counting import Counting
 from passthru.server.lifecycle import End, Observers, State
 from passthru.server.listener import format_address
+from passthru.server.pgwire import ClientStartTLS, backend_answer_error, backend_opening, starts_exchange
 from passthru.server.relay import READ, WRITE, Relay, RelayResult, shutdown_write
 from passthru.server.relay import reset as reset_close
 from passthru.server.runtime import Runtime, connection_guard
+from passthru.server.targets import TARGETS, Target
 from passthru.server.upstream import (
     LOCAL_ERRNOS,
     Balancer,
@@ -129,6 +133,11 @@ class Connection:
         self._timer = None
         self._on_readable: Callable[[], None] | None = None
         self._drained = 0
+        #: PostgreSQL by SNI (pgwire.py): the exchange with the client, the bytes it sent so far,
+        #: and whether the backend must accept an SSLRequest before the rest of the prefix.
+        self._postgres: ClientStartTLS | None = None
+        self._postgres_stream = b""
+        self.starttls = False
 
     @property
     def source(self) -> str:
@@ -194,6 +203,8 @@ class Connection:
             self.close(self.end or End.REJECTED)
         elif self.identification is None:
             self._proxy_header_failed("timed out")
+        elif self._postgres is not None:
+            self._postgres_done("timeout")
         else:
             self._prefix_read("timeout")
 
@@ -315,6 +326,8 @@ class Connection:
 
     def _prefix_done(self, prefix: Prefix) -> None:
         self._stop_reading()
+        if self._postgres is None and self.runtime.router.postgres_tls and self._postgres_begin(prefix):
+            return  # PostgreSQL by SNI: answered its SSLRequest; the ClientHello comes next
         self._identified()
         record, observers = self.record, self.worker.observers
         record.protocol, record.fields = prefix.decision.protocol, prefix.decision.fields
@@ -327,32 +340,99 @@ class Connection:
             observers.identify_timeout(self)
         elif prefix.data and prefix.stopped != "catch_all":
             observers.identified(self, time.monotonic() - self.started)
-        route = self._choose_route(prefix)
+        route, groups = self._choose_route(prefix)
         if route is None:
             self._reject(End.CLIENT_CLOSED if prefix.stopped == "eof" and not prefix.data else End.REJECTED)
             return
-        self.route, self.balancer = route, self.runtime.balancer(route)
         record.route = route.name
+        if route.template is not None:  # to: "{x}.svc:443": rendered, checked, resolved (targets.py)
+            target = TARGETS.resolve_then(
+                route, groups, prefix.decision.fields, self.runtime.config.timeouts, self._target_later
+            )
+            if target is not None:
+                self._target_ready(target)
+            return
+        self._dial_route(route)
+
+    def _dial_route(self, route: Route) -> None:
+        self.route, self.balancer = route, self.runtime.balancer(route)
         self._dial_next()
+
+    def _target_later(self, target: Target) -> None:
+        """From the greenlet that resolved a templated upstream: back to this connection."""
+        if self.state is not State.CLOSED:
+            self._guarded(lambda: self._target_ready(target))
+
+    def _target_ready(self, target: Target) -> None:
+        if target.route is not None:
+            self._dial_route(target.route)
+            return
+        self.record.error = target.error
+        log.warning("conn=%s route=%s %s; not dialed", self.record.id, self.record.route, target.error)
+        self._reject(End(target.ended))
+
+    # -- PostgreSQL by SNI (the byte logic is pgwire.py) ----------------------------------
+    def _postgres_begin(self, prefix: Prefix) -> bool:
+        """A postgres SSLRequest (or GSSENCRequest): answer it, then read the ClientHello."""
+        decision = prefix.decision
+        if decision.protocol != "postgres" or not starts_exchange(decision.fields):
+            return False
+        self._postgres, self._postgres_stream = ClientStartTLS(), prefix.data
+        self._postgres_answer(self._postgres.receive(prefix.data))
+        self._postgres_step()
+        return True
+
+    def _postgres_answer(self, answer: bytes) -> None:
+        if answer:  # one or two bytes on a fresh connection: never a short write
+            with contextlib.suppress(OSError):  # the client is gone: the next read says so
+                self.client.send(answer)
+
+    def _postgres_step(self) -> None:
+        exchange, limit = self._postgres, self.runtime.config.limits.identify_bytes
+        assert exchange is not None
+        while not exchange.done:
+            if len(self._postgres_stream) >= limit:
+                self._postgres_done("limit")
+                return
+            chunk = self._read(limit - len(self._postgres_stream))
+            if chunk is None:
+                self._wait_readable(self._postgres_step, self._identify_deadline)
+                return
+            if not chunk:
+                self._postgres_done("eof")
+                return
+            self._postgres_stream += chunk
+            self._postgres_answer(exchange.receive(self._postgres_stream))
+        self._postgres_done("identified")
+
+    def _postgres_done(self, stopped: str) -> None:
+        exchange = self._postgres
+        assert exchange is not None
+        self.data, self.starttls = exchange.data, exchange.starttls
+        self._prefix_done(Prefix(exchange.data, Decision(exchange.protocol, exchange.fields, None), stopped))
 
     def _identified(self) -> None:
         if self.identifying:
             self.identifying = False
             self.worker.counting.identified(self)
 
-    def _choose_route(self, prefix: Prefix) -> Route | None:
-        """``on_timeout`` for a client that sent nothing in time; else the rules, else ``default``."""
+    def _choose_route(self, prefix: Prefix) -> tuple[Route | None, Groups]:
+        """``on_timeout`` for a client that sent nothing in time; else the rules (with the groups
+        their regexes captured), else ``default``."""
         config = self.runtime.config
         if prefix.stopped == "catch_all":
-            return self.runtime.catch_all
+            return self.runtime.catch_all, NO_GROUPS
         if not prefix.data:
-            return config.on_timeout if prefix.stopped == "timeout" else None
+            return (config.on_timeout if prefix.stopped == "timeout" else None), NO_GROUPS
         decision = prefix.decision
-        route = self.runtime.router.route(decision.protocol, decision.fields)
-        if route is None:
+        listener = self.runtime.listeners.get(self.listener_key)
+        found = self.runtime.router.match(
+            decision.protocol, decision.fields, self.source, listener.name if listener else None
+        )
+        if found is None:
             self.worker.observers.unmatched(self)
-            return config.default
-        return route
+            return config.default, NO_GROUPS
+        return found.route, found.groups
 
     # -- dialing ------------------------------------------------------------------------
     def _dial_next(self) -> None:
@@ -402,7 +482,52 @@ class Connection:
         assert self.balancer is not None
         self.balancer.connected(self.endpoint)
         self.record.upstream = str(self.endpoint)
+        if self.starttls:  # PostgreSQL by SNI: the backend must say S to our SSLRequest first
+            self._backend_starttls(watcher)
+            return
         self._relay(watcher)
+
+    def _backend_starttls(self, upstream_watcher: object) -> None:
+        """Send the PROXY header (if any) and the SSLRequest; the backend's one-byte answer
+        decides: S goes on to relay the ClientHello, anything else is an early failure."""
+        assert self.upstream is not None
+        opening, rest = backend_opening(self._first_bytes(), self.data)
+        try:
+            self.upstream.send(opening)  # at most a PROXY header and 8 bytes on a fresh socket
+        except OSError as exc:
+            self._backend_refused(f"reset the connection ({exc.strerror or exc})")
+            return
+        self._write_watcher = get_hub().loop.io(self.upstream.fileno(), READ)
+        self._write_watcher.start(self._guarded, lambda: self._backend_answered(upstream_watcher, rest))
+        self._timer = get_hub().loop.timer(self.runtime.config.timeouts.connect)
+        self._timer.start(self._guarded, lambda: self._backend_refused("did not answer the SSLRequest in time"))
+
+    def _backend_answered(self, upstream_watcher: object, rest: bytes) -> None:
+        assert self.upstream is not None
+        try:
+            answer = self.upstream.recv(1)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            answer, error = b"", f"reset the connection while asked for TLS ({exc.strerror or exc})"
+        else:
+            error = backend_answer_error(answer)
+        self._stop_connecting()
+        if error is not None:
+            self._backend_refused(error)
+            return
+        self._relay(upstream_watcher, rest)
+
+    def _backend_refused(self, reason: str) -> None:
+        self._stop_connecting()
+        assert self.route is not None
+        if len(self.route.to) > len(self.tried):
+            self._drop_backend(reason)
+            self._dial_next()
+            return
+        self.record.error = reason
+        log.warning("conn=%s backend %s %s", self.record.id, self.endpoint, reason)
+        self._reject(End.UPSTREAM_REFUSED_TLS)
 
     def _connect_timed_out(self) -> None:
         self._stop_connecting()
@@ -429,12 +554,20 @@ class Connection:
         self.worker.observers.upstream_failed(self, str(endpoint), failure_reason(exc))
 
     # -- relaying -----------------------------------------------------------------------
-    def _relay(self, upstream_watcher: object) -> None:
+    def _first_bytes(self) -> bytes:
+        """The PROXY header the route sends, or b"" (even with no prefix: server-speaks-first
+        backends need it)."""
+        assert self.route is not None
+        if self.route.proxy_protocol is None:
+            return b""
+        destination = self.destination or self.client.getsockname()[:2]
+        return proxyproto.header_for(self.route.proxy_protocol, self.client_address, destination)
+
+    def _relay(self, upstream_watcher: object, preamble: bytes | None = None) -> None:
+        """``preamble``: what the upstream gets first (default: the PROXY header and the prefix)."""
         assert self.route is not None and self.upstream is not None
-        first = b""
-        if self.route.proxy_protocol is not None:  # even with no prefix: server-speaks-first backends need it
-            destination = self.destination or self.client.getsockname()[:2]
-            first = proxyproto.header_for(self.route.proxy_protocol, self.client_address, destination)
+        if preamble is None:
+            preamble = self._first_bytes() + self.data
         retry = self._early_failure if len(self.route.to) > len(self.tried) else None
         self.state = State.RELAYING
         self.relay = Relay(
@@ -443,7 +576,7 @@ class Connection:
             self.runtime.config.timeouts.idle,
             self._relay_done,
             retry,
-            first + self.data,
+            preamble,
             upstream_watcher,
         )
         self.worker.counting.relaying(self.relay)

@@ -66,4 +66,6 @@ class Runtime:
         return user.combined(self.trusted) if user is not None else self.trusted
 
     def balancer(self, route: Route) -> Balancer:
-        return self.balancers[route.name]
+        """The route's balancer; a rendered template route (``targets.py``) gets its own."""
+        balancer = self.balancers[route.name]
+        return balancer if balancer.route is route else Balancer(route)

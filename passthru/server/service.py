@@ -132,8 +132,8 @@ class Service:
 
     def log_startup(self, config: Config) -> None:
         for route in config.routes:
-            match = {"protocol": route.protocol, **{k: list(v) for k, v in route.fields.items()}}
-            log.info("route %s: %s -> %s", route.name, match, ", ".join(str(t) for t in route.to))
+            to = route.template.text if route.template else ", ".join(str(t) for t in route.to)
+            log.info("route %s: %s -> %s", route.name, route.match_text(), to)
         log.info("default: %s; on_timeout: %s", describe_target(config.default), describe_target(config.on_timeout))
         assert self._runtime is not None
         names = [i.name for i in self._runtime.identifiers(self.user)]

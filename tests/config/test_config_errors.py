@@ -86,9 +86,9 @@ def test_route_without_to(errors):
 
 
 def test_route_with_empty_to_or_match_list(errors):
-    text = MINIMAL.replace("to: 127.0.0.1:22", "to: []").replace("{protocol: ssh}", "{protocol: ssh, user: []}")
+    text = MINIMAL.replace("to: 127.0.0.1:22", "to: []").replace("{protocol: ssh}", "{protocol: ssh, software: []}")
     assert errors(text) == [
-        "config.yaml:4:34: routes[1].match.user is an empty list, which matches nothing: give at least one value",
+        "config.yaml:4:38: routes[1].match.software is an empty list, which matches nothing: give at least one value",
         f"config.yaml:5:9: routes[1].to is an empty list: give at least one address ({ADDRESS_HINT})",
     ]
 
@@ -131,9 +131,9 @@ def test_route_shape_and_choices(errors):
         "config.yaml:5:14: routes[1].balance is 'roundrobin'; valid: round_robin, least_conn, source_hash, first; "
         "did you mean 'round_robin'?",
         "config.yaml:6:21: routes[1].proxy_protocol is 'v3'; valid: v1, v2",
-        "config.yaml:7:5: unknown key 'weight' in routes[1] (valid: name, match, to, balance, proxy_protocol, "
+        "config.yaml:7:5: unknown key 'weight' in routes[1] (valid: name, match, to, allow, balance, proxy_protocol, "
         "health_check, transparent)",
-        "config.yaml:8:33: routes[1].match.sni must be a single value, not a mapping",
+        "config.yaml:8:34: routes[1].match.sni: unknown test 'nested' (valid: regex, prefix, suffix, not)",
         "config.yaml:9:5: routes[2] must be a mapping of keys to values, "
         "e.g. {name: web, match: {protocol: tls}, to: 127.0.0.1:8443}, not 'just-a-string'",
     ]
@@ -176,7 +176,7 @@ def test_listen_errors(errors):
         "expected an address or a network, e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32",
         "config.yaml:6:5: missing required key 'address' in listen[5]",
         "config.yaml:6:6: unknown key 'adress' in listen[5] (valid: address, proxy_protocol, trusted_proxies, "
-        "max_connections); "
+        "max_connections, name); "
         "did you mean 'address'?",
         "config.yaml:7:45: trusted_proxies only applies with proxy_protocol: accept",
     ]

@@ -6,7 +6,9 @@ import socket
 from pathlib import Path
 
 from passthru.config import Config, Limits, Route, Timeouts, load_config
+from passthru.config.model import FieldRule
 from passthru.identify import builtin_names
+from passthru.identify.base import HOST, NUMBER, TEXT
 from tests.config.config_helpers import FIXTURES, MINIMAL
 
 
@@ -18,7 +20,10 @@ def test_design_example_loads_in_full():
     assert [r.name for r in config.routes] == ["web", "ssh", "api", "game", "mail"]
     web = config.route_named("web")
     assert web.protocol == "tls"
-    assert dict(web.fields) == {"sni": ("example.com", "*.example.com"), "alpn": ("h2", "http/1.1")}
+    assert dict(web.fields) == {
+        "sni": FieldRule("exact", ("example.com", "*.example.com"), HOST),
+        "alpn": FieldRule("exact", ("h2", "http/1.1"), TEXT),
+    }
     assert web.line == 9
     api = config.route_named("api")
     assert [str(e) for e in api.to] == ["127.0.0.2:80", "127.0.0.3:80"]
@@ -120,7 +125,7 @@ def test_match_values_become_text_and_match_is_optional(load):
         listen: 127.0.0.1:8443
         routes:
           - name: odd
-            match: {protocol: http, port: 8080, secure: true, host: [a.example, B.example]}
+            match: {protocol: socks5, port: 8080, methods: true, host: [a.example, B.example]}
             to: 127.0.0.1:1
           - name: all
             to: [127.0.0.1:2]
@@ -130,7 +135,11 @@ def test_match_values_become_text_and_match_is_optional(load):
         """
     )
     odd, all_, also = config.routes
-    assert dict(odd.fields) == {"port": ("8080",), "secure": ("true",), "host": ("a.example", "B.example")}
+    assert dict(odd.fields) == {
+        "port": FieldRule("exact", ("8080",), NUMBER),
+        "methods": FieldRule("exact", ("true",), TEXT),
+        "host": FieldRule("exact", ("a.example", "B.example"), HOST),
+    }
     assert all_.catch_all and also.catch_all
 
 

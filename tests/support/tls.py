@@ -29,20 +29,21 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 class TLSBackend:
     """Terminates TLS (the backend's job, never Passthru's) and answers ``[tag sni=.. alpn=..]``."""
 
-    def __init__(self, tag: str, cert: Path, key: Path) -> None:
+    def __init__(self, tag: str, cert: Path, key: Path, host: str = "127.0.0.1") -> None:
         self.tag = tag
+        self.host = host
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
         self.context.set_alpn_protocols(["h2", "http/1.1"])
         self.seen_sni: list[str | None] = []
         self.context.sni_callback = self._on_sni
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.create_server((host, 0))
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def _on_sni(self, _sock, name, _ctx) -> None:
         self.seen_sni.append(name)

@@ -1,5 +1,9 @@
 """What the editing sub-commands (``route ...``, ``config set``) share: options, running an
-edit through the writer, and reporting the outcome the way a command line should."""
+edit through the config writer, and reporting the outcome the way a command line should.
+
+CLI glue lives here, not in ``passthru/config/``: the config layer is handed the protocols
+(and their declared fields) it validates the edited text against.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from passthru.bootstrap import identifiers_dir_for
+from passthru.bootstrap import identifiers_dir_for, load_user_identifiers, protocols_of
 from passthru.cli import add_config_option
+from passthru.config.matching import Protocols
 from passthru.config.writer import EditRefused, edit_config
-from passthru.identify import builtin_names
-from passthru.plugins import UserIdentifiers
 
 
 def add_edit_options(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +23,9 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the change as a diff instead of writing it")
 
 
-def known_protocols(config_path: Path) -> frozenset[str]:
-    """Built-in names plus the user identifiers in the config's ``identifiers_dir``."""
-    user = UserIdentifiers(identifiers_dir_for(config_path))
-    user.load_all()
-    return builtin_names() | user.names()
+def known_protocols(config_path: Path) -> Protocols:
+    """Built-ins plus the user identifiers in the config's ``identifiers_dir``, with their fields."""
+    return protocols_of(load_user_identifiers(identifiers_dir_for(config_path)))
 
 
 def run_edit(args: argparse.Namespace, edit: Callable[[str], str], done: str) -> int:
