@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
+from passthru.identify.incremental import LineScanner, Resumable
 from passthru.identify.parsing import (
     Malformed,
     Truncated,
     ascii_text,
-    complete_lines,
     expect_one_of,
     hostname,
     verdict_of,
@@ -105,24 +105,36 @@ CAP_LINE = re.compile(rb"CAP (LS(?: [0-9]{3})?|REQ :[^\r\n\0]*|END)")
 PASS_LINE = re.compile(rb"PASS :?[^\s\0]+")
 
 
-def parse_irc(data: bytes) -> Fields:
-    expect_one_of(data, IRC_COMMANDS)
-    fields: Fields = {}
-    registered = False
-    for line in complete_lines(data, 0, IRC_MAX_LINE):
+class IrcRegistration(Resumable):
+    """The registration lines, read resumably (``incremental``): each complete line is checked
+    once, so a client trickling thousands of ``PASS`` lines costs time linear in what it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = LineScanner()
+        self.fields: Fields = {}
+        self.registered = False
+
+    @property
+    def examined(self) -> int:
+        return self.lines.examined
+
+    def parse(self, data: bytes) -> Fields:
+        expect_one_of(data, IRC_COMMANDS)
         try:
-            if not line.startswith(IRC_COMMANDS):
-                raise Malformed("not an IRC registration line")
-            registered = irc_line(line, fields) or registered
+            while True:
+                line = self.lines.next(data, IRC_MAX_LINE)
+                if not line.startswith(IRC_COMMANDS):
+                    raise Malformed("not an IRC registration line")
+                self.registered = irc_line(line, self.fields) or self.registered
+        except Truncated:
+            if not self.registered:
+                raise
         except Malformed:
-            if registered:
-                break  # what follows the identifying lines does not change the verdict
-            raise
-    if not registered:
-        if len(data) - data.rfind(b"\n") - 1 > IRC_MAX_LINE:
-            raise Malformed("line too long")
-        raise Truncated(len(data) + 1)
-    return fields
+            if not self.registered:
+                raise
+            # what follows the identifying lines (even an over-long line) does not change the verdict
+        return self.fields
 
 
 def irc_line(line: bytes, fields: Fields) -> bool:
@@ -151,7 +163,8 @@ def irc_line(line: bytes, fields: Fields) -> bool:
 IRC = Identifier(
     trusted=True,
     name="irc",
-    identify=verdict_of(parse_irc),
+    identify=IrcRegistration.once,
+    session=IrcRegistration,
     precedence=GENERIC_PRECEDENCE,
     fields={"nick": TEXT, "user": TEXT},
     description="IRC registration: CAP LS / PASS / NICK / USER lines with valid syntax (RFC 2812 nicknames)",

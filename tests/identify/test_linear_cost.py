@@ -20,7 +20,10 @@ from tests.identify.corpus import samples
 from tests.identify.hostile import (
     KIB16,
     REQUEST_LINE,
+    WORST_STARTS,
+    Meter,
     endless_header,
+    filled,
     short_headers,
     tls_one_byte_records,
     tls_record_announcing,
@@ -85,3 +88,36 @@ def test_a_session_refuses_a_prefix_that_does_not_grow() -> None:
     session(b"GET / HT")
     with pytest.raises(ValueError, match="growing prefix"):
         session(b"GET")
+
+
+def openings(identifier: Identifier) -> list[tuple[bytes, bytes]]:
+    """The worst openings found for it, and each of its corpus samples cut in half or whole,
+    padded with letters, zeros or short lines."""
+    found = list(WORST_STARTS.get(identifier.name, []))
+    for protocol, _, data in samples():
+        if protocol == identifier.name:
+            found += [(data[:cut], filler) for cut in (len(data) // 2, len(data)) for filler in (b"A", b"\0", b"a\r\n")]
+    return found
+
+
+def work(identifier: Identifier, data: bytes) -> tuple[int, int]:
+    """(work done, bytes shown) to trickle ``data`` into one connection's form of ``identifier``."""
+    meter = Meter()
+    _, shown = trickle(meter.instrument(identifier).start(), data)
+    return meter.work, shown
+
+
+AUDIT_SIZES = (KIB16, 4 * KIB16)  # limits.identify_bytes is 16 KiB by default, up to 1 MiB
+
+
+@pytest.mark.parametrize("identifier", BUILTINS, ids=lambda i: i.name)
+def test_no_builtin_costs_more_per_byte_as_the_input_grows(identifier: Identifier) -> None:
+    """The audit of every built-in: fed its worst openings a byte at a time, 16 KiB then 64 KiB
+    of them, the extra 48 KiB cost at most 4 bytes of work each. Re-reading that is left is
+    bounded (a parser that gives up after a 255-byte banner or a 4 KiB stream header re-reads
+    at most that much), never growing with what the client sends."""
+    assert openings(identifier), "every built-in is audited"
+    for start, filler in openings(identifier):
+        (small, small_shown), (large, large_shown) = (work(identifier, filled(start, filler, n)) for n in AUDIT_SIZES)
+        extra = large_shown - small_shown
+        assert large - small <= 4 * extra, f"{start!r} + {filler!r}...: {large - small} work for {extra} more bytes"
