@@ -8,7 +8,8 @@ its attributes must be well formed, ``xmlns:stream`` must be the XMPP streams na
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
 ``USER`` -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
 Matches once a complete CAP LS, NICK or USER line has arrived and every line before it was one of
-these. Reports ``nick`` and ``user`` when sent.
+these (at most 64 lines are read: then it matches if one of them identified IRC). Reports ``nick``
+and ``user`` when sent.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ XMPP = Identifier(
 
 IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ")
 IRC_MAX_LINE = 512
+IRC_MAX_LINES = 64  # a registration is a handful of lines; decide after this many, like HTTP's header cap
 NICKNAME = re.compile(rb"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 USER_LINE = re.compile(rb"USER ([^\s@:]{1,64}) (\S+) (\S+) :?([^\r\n\0]*)")
 CAP_LINE = re.compile(rb"CAP (LS(?: [0-9]{3})?|REQ :[^\r\n\0]*|END)")
@@ -114,6 +116,7 @@ class IrcRegistration(Resumable):
         self.lines = LineScanner()
         self.fields: Fields = {}
         self.registered = False
+        self.count = 0  # lines read
 
     @property
     def examined(self) -> int:
@@ -122,8 +125,9 @@ class IrcRegistration(Resumable):
     def parse(self, data: bytes) -> Fields:
         expect_one_of(data, IRC_COMMANDS)
         try:
-            while True:
+            while self.count < IRC_MAX_LINES:
                 line = self.lines.next(data, IRC_MAX_LINE)
+                self.count += 1
                 if not line.startswith(IRC_COMMANDS):
                     raise Malformed("not an IRC registration line")
                 self.registered = irc_line(line, self.fields) or self.registered
@@ -134,6 +138,8 @@ class IrcRegistration(Resumable):
             if not self.registered:
                 raise
             # what follows the identifying lines (even an over-long line) does not change the verdict
+        if not self.registered:
+            raise Malformed(f"no NICK, USER or CAP LS in the first {IRC_MAX_LINES} lines")
         return self.fields
 
 

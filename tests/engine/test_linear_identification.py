@@ -38,7 +38,7 @@ def feed_one_byte_at_a_time(identification: Identification, data: bytes) -> tupl
 
 HOSTILE = {
     "many short headers": (short_headers(REQUEST_LINE), "http"),
-    "one endless header": (endless_header(REQUEST_LINE), None),
+    "one endless header": (endless_header(REQUEST_LINE), "http"),  # decided at the 8 KiB line limit
     "tls record announcing 16 KiB": (tls_record_announcing(KIB16), "tls"),
     "tls hello in one-byte records": (tls_one_byte_records(KIB16), None),
 }
