@@ -81,14 +81,14 @@ class Prepared:
     final by contract, so those need not be asked again for any connection starting with that
     byte: most identifiers reject most first bytes, so a connection asks a handful, not all.
 
-    Only identifiers ``trusted`` says may be relied on this way are pre-asked (built-ins and
-    config rules); user files are always asked, under their containment.
+    Only trusted identifiers (``Identifier.trusted``: built-ins and config rules) are pre-asked;
+    user files are always asked per connection, under their containment.
     """
 
-    def __init__(self, identifiers: Sequence[Identifier], trusted: Callable[[Identifier], bool]) -> None:
+    def __init__(self, identifiers: Sequence[Identifier]) -> None:
         self.source = identifiers
         self.order = ordered(identifiers)
-        self._trusted = [i for i, identifier in enumerate(self.order) if trusted(identifier)]
+        self._trusted = [i for i, identifier in enumerate(self.order) if identifier.trusted]
         self._impossible: dict[int, tuple[int, ...]] = {}
 
     def impossible(self, first: int) -> tuple[int, ...]:
@@ -112,14 +112,13 @@ class Preparing:
     """The ``Prepared`` form of the last identifier set seen, reused while that set is the same
     object (the server asks once per connection; the set changes only on reloads)."""
 
-    def __init__(self, trusted: Callable[[Identifier], bool]) -> None:
-        self.trusted = trusted
+    def __init__(self) -> None:
         self._last: Prepared | None = None
 
     def __call__(self, identifiers: Sequence[Identifier]) -> Prepared:
         last = self._last
         if last is None or last.source is not identifiers:
-            last = self._last = Prepared(identifiers, self.trusted)
+            last = self._last = Prepared(identifiers)
         return last
 
 

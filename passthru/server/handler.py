@@ -102,7 +102,7 @@ class ConnectionHandler:
         self.worker = worker
         self.connections = Connections()
         self.admission = Admission()
-        self.preparing = Preparing(lambda identifier: identifier.trusted)
+        self.preparing = Preparing()
         #: Called after each close so listeners paused at ``max_connections`` resume.
         self.on_capacity: Callable[[], None] = lambda: None
         #: Client sockets now owned by a relay: the accept loop must not close them when the

@@ -78,7 +78,7 @@ def test_prepared_sets_decide_exactly_like_asking_everyone() -> None:
     from passthru.identify.engine import Preparing
     from tests.identify.corpus import samples
 
-    preparing = Preparing(lambda identifier: True)
+    preparing = Preparing()
     rng = random.Random(5)
     inputs = [data for _, _, data in samples()] + [rng.randbytes(rng.randrange(1, 64)) for _ in range(300)]
     for data in inputs:

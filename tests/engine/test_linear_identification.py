@@ -51,7 +51,7 @@ def test_hostile_trickle_costs_linear_work(name: str, prepared: bool) -> None:
     meter = Meter()
     identifiers = tuple(meter.instrument(i) for i in BUILTINS)
     if prepared:
-        identification = Identification((), prepared=Preparing(lambda identifier: True)(identifiers))
+        identification = Identification((), prepared=Preparing()(identifiers))
         meter.shown = 0  # the prefilter's one-byte questions are shared by all connections
     else:
         identification = Identification(identifiers)
