@@ -10,6 +10,8 @@ completes), where a parser that starts over on every read looks at about n^2/2.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from passthru.identify import BUILTINS
 from passthru.identify.base import Identifier
@@ -29,10 +31,12 @@ from tests.identify.hostile import (
     tls_record_announcing,
     trickle,
 )
+from tests.identify.test_properties import PROPERTY_SETTINGS, inputs
 
 RTSP_LINE = b"OPTIONS rtsp://cam.example.test/ RTSP/1.0\r\n"
 STOMP_LINE = b"CONNECT\n"
 
+SESSIONS = [i for i in BUILTINS if i.session is not None]
 HOSTILE = {
     "http short headers": (HTTP, short_headers(REQUEST_LINE)),
     "http endless header": (HTTP, endless_header(REQUEST_LINE)),
@@ -69,7 +73,7 @@ def test_rtsp_without_cseq_in_the_first_101_headers_is_no_match() -> None:
     assert verdict is None and shown == len(RTSP_LINE) + 6 * MAX_HEADERS
 
 
-@pytest.mark.parametrize("identifier", [i for i in BUILTINS if i.session is not None], ids=lambda i: i.name)
+@pytest.mark.parametrize("identifier", SESSIONS, ids=lambda i: i.name)
 def test_a_session_answers_like_identify_on_every_prefix(identifier: Identifier) -> None:
     """Resuming never changes a verdict: on every corpus sample (of any protocol), fed a byte at
     a time, each session answer equals the one-shot ``identify`` of the same prefix."""
@@ -81,6 +85,25 @@ def test_a_session_answers_like_identify_on_every_prefix(identifier: Identifier)
             assert session(data[:end]) == expected, (name, end)
             if not isinstance(expected, int):
                 break
+
+
+@pytest.mark.parametrize("identifier", SESSIONS, ids=lambda i: i.name)
+@PROPERTY_SETTINGS
+@given(data=inputs(), steps=st.lists(st.integers(1, 64), min_size=1, max_size=40))
+def test_a_session_fed_in_any_chunks_answers_like_identify(
+    identifier: Identifier, data: bytes, steps: list[int]
+) -> None:
+    """Random and mutated inputs, arriving in reads of random sizes: every answer of the
+    session equals the one-shot ``identify`` of the same prefix, up to the first final one."""
+    assert identifier.session is not None
+    session = identifier.session()
+    end = 0
+    for step in steps:
+        end = min(len(data), end + step)
+        expected = identifier.identify(data[:end])
+        assert session(data[:end]) == expected, end
+        if not isinstance(expected, int) or end == len(data):
+            break
 
 
 def test_a_session_refuses_a_prefix_that_does_not_grow() -> None:
