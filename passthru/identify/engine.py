@@ -79,25 +79,25 @@ class Prepared:
     """An identifier set made ready for many connections: in consultation order, and knowing,
     for each first byte, which identifiers said "no match" to that byte alone. "No match" is
     final by contract, so those need not be asked again for any connection starting with that
-    byte: most identifiers reject most first bytes, so a connection asks a handful, not all.
+    byte: most identifiers reject most first bytes, so a connection asks (and keeps state for)
+    a handful, not all.
 
-    Only trusted identifiers (``Identifier.trusted``: built-ins and config rules) are pre-asked;
-    user files are always asked per connection, under their containment.
+    Only trusted identifiers (built-ins and config rules) are pre-asked this way; user files are
+    always asked, under their containment.
     """
 
     def __init__(self, identifiers: Sequence[Identifier]) -> None:
         self.source = identifiers
         self.order = ordered(identifiers)
-        self._trusted = [i for i, identifier in enumerate(self.order) if identifier.trusted]
-        self._impossible: dict[int, tuple[int, ...]] = {}
+        self._candidates: dict[int, tuple[Identifier, ...]] = {}
 
-    def impossible(self, first: int) -> tuple[int, ...]:
-        """Positions (in ``order``) of the trusted identifiers that rule out this first byte."""
-        known = self._impossible.get(first)
+    def candidates(self, first: int) -> tuple[Identifier, ...]:
+        """The identifiers, in order, that a connection starting with this byte must ask."""
+        known = self._candidates.get(first)
         if known is None:
             data = bytes((first,))
-            known = tuple(i for i in self._trusted if _says_no(self.order[i], data))
-            self._impossible[first] = known
+            known = tuple(i for i in self.order if not (i.trusted and _says_no(i, data)))
+            self._candidates[first] = known
         return known
 
 
@@ -133,9 +133,8 @@ class Identification:
     errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        order = self.prepared.order if self.prepared is not None else ordered(self.identifiers)
-        self.answers = [Answer(i) for i in order]
-        self._filtered = self.prepared is None
+        # With a prepared set, the answers are made at the first byte, for its candidates only.
+        self.answers = [] if self.prepared is not None else [Answer(i) for i in ordered(self.identifiers)]
         self._open = list(self.answers)  # those that have not said "no match", in order
         self._decision: Decision | None = None
         self._wake = 0  # the fewest bytes any identifier still waiting asked for
@@ -144,11 +143,9 @@ class Identification:
         """Re-run the identifiers that could still change their mind on ``data``."""
         if not final and self._decision is not None and len(data) < self._wake:
             return self._decision  # nobody is due: a 16 KiB record trickling in asks no one
-        if not self._filtered and data:
-            self._filtered = True
-            assert self.prepared is not None
-            for position in self.prepared.impossible(data[0]):
-                self.answers[position].verdict = None
+        if not self.answers and data and self.prepared is not None:
+            self.answers = [Answer(i) for i in self.prepared.candidates(data[0])]
+            self._open = list(self.answers)
         for answer in self._open:
             verdict = answer.verdict
             if verdict is None or isinstance(verdict, dict) or len(data) < verdict:

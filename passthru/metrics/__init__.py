@@ -17,6 +17,7 @@ import errno
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec
@@ -111,19 +112,19 @@ def _hook(function: Callable[P, None]) -> Callable[P, None]:
     return guarded
 
 
-@_hook
 def connection_opened() -> None:
-    """A connection was accepted (call before anything can fail)."""
-    if (m := _recorder()) is not None:
-        m.active.inc()
+    """A connection was accepted (one at a time; the server tallies them, ``ConnectionTally``)."""
+    tally = ConnectionTally()
+    tally.opened = 1
+    connections_batch(tally)
 
 
-@_hook
 def identified(seconds: float) -> None:
     """Reading the prefix ended with a verdict (identified, no match, byte limit or the client's
     half-close, with at least one byte read): ``seconds`` since accept."""
-    if (m := _recorder()) is not None:
-        m.identify_seconds.observe(seconds)
+    tally = ConnectionTally()
+    tally.identify_seconds.append(seconds)
+    connections_batch(tally)
 
 
 @_hook
@@ -140,17 +141,51 @@ def unmatched(protocol: str | None) -> None:
         m.unmatched.labels(protocol or NO_PROTOCOL).inc()
 
 
-@_hook
 def connection_closed(record: ConnectionRecord) -> None:
-    """A connection's log line was written: count it and its bytes, and it is no longer active."""
+    """A connection ended: count it and its bytes, and it is no longer active."""
+    tally = ConnectionTally()
+    tally.connection_closed(record)
+    connections_batch(tally)
+
+
+@_hook
+def connections_batch(tally: ConnectionTally) -> None:
+    """Apply what a :class:`ConnectionTally` counted since the last batch: one write per label
+    set instead of several per connection (each write of a multiprocess value is a lock, a
+    ``getpid()`` system call and an mmap write)."""
     if (m := _recorder()) is not None:
-        m.active.dec()
+        if tally.opened != tally.closed_count:
+            m.active.inc(tally.opened - tally.closed_count)
+        for (route, protocol, ended), count in tally.closed.items():
+            m.connections.labels(route, protocol, ended).inc(count)
+        for (route, direction), count in tally.bytes.items():
+            m.bytes.labels(route, direction).inc(count)
+        for seconds in tally.identify_seconds:
+            m.identify_seconds.observe(seconds)
+
+
+class ConnectionTally:
+    """Per-connection counts kept as plain integers in the serving process, and applied to the
+    metrics in batches (``connections_batch``) a fraction of a second later."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed_count = 0
+        self.closed: Counter[tuple[str, str, str]] = Counter()
+        self.bytes: Counter[tuple[str, str]] = Counter()
+        self.identify_seconds: list[float] = []
+
+    def connection_closed(self, record: ConnectionRecord) -> None:
         route = record.route or NO_ROUTE
-        m.connections.labels(route, record.protocol or NO_PROTOCOL, record.ended).inc()
+        self.closed_count += 1
+        self.closed[(route, record.protocol or NO_PROTOCOL, record.ended)] += 1
         if record.bytes_up:
-            m.bytes.labels(route, "up").inc(record.bytes_up)
+            self.bytes[(route, "up")] += record.bytes_up
         if record.bytes_down:
-            m.bytes.labels(route, "down").inc(record.bytes_down)
+            self.bytes[(route, "down")] += record.bytes_down
+
+    def empty(self) -> bool:
+        return not (self.opened or self.closed_count or self.identify_seconds)
 
 
 @_hook

@@ -10,7 +10,7 @@ import os
 
 #: Free pipes/buffers kept for reuse; more than this are closed/dropped when given back.
 KEEP = 256
-PIPE_SIZE = 64 * 1024
+PIPE_SIZE = 256 * 1024
 
 
 class PipePool:
