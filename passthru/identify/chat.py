@@ -8,7 +8,8 @@ its attributes must be well formed, ``xmlns:stream`` must be the XMPP streams na
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
 ``USER`` -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
 Matches once a complete CAP LS, NICK or USER line has arrived and every line before it was one of
-these. Reports ``nick`` and ``user`` when sent.
+these (at most 64 lines are read: then it matches if one of them identified IRC). Reports ``nick``
+and ``user`` when sent.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
+from passthru.identify.incremental import LineScanner, Resumable
 from passthru.identify.parsing import (
     Malformed,
     Truncated,
     ascii_text,
-    complete_lines,
     expect_one_of,
     hostname,
     verdict_of,
@@ -99,30 +100,47 @@ XMPP = Identifier(
 
 IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ")
 IRC_MAX_LINE = 512
+IRC_MAX_LINES = 64  # a registration is a handful of lines; decide after this many, like HTTP's header cap
 NICKNAME = re.compile(rb"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 USER_LINE = re.compile(rb"USER ([^\s@:]{1,64}) (\S+) (\S+) :?([^\r\n\0]*)")
 CAP_LINE = re.compile(rb"CAP (LS(?: [0-9]{3})?|REQ :[^\r\n\0]*|END)")
 PASS_LINE = re.compile(rb"PASS :?[^\s\0]+")
 
 
-def parse_irc(data: bytes) -> Fields:
-    expect_one_of(data, IRC_COMMANDS)
-    fields: Fields = {}
-    registered = False
-    for line in complete_lines(data, 0, IRC_MAX_LINE):
+class IrcRegistration(Resumable):
+    """The registration lines, read resumably (``incremental``): each complete line is checked
+    once, so a client trickling thousands of ``PASS`` lines costs time linear in what it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = LineScanner()
+        self.fields: Fields = {}
+        self.registered = False
+        self.count = 0  # lines read
+
+    @property
+    def examined(self) -> int:
+        return self.lines.examined
+
+    def parse(self, data: bytes) -> Fields:
+        expect_one_of(data, IRC_COMMANDS)
         try:
-            if not line.startswith(IRC_COMMANDS):
-                raise Malformed("not an IRC registration line")
-            registered = irc_line(line, fields) or registered
+            while self.count < IRC_MAX_LINES:
+                line = self.lines.next(data, IRC_MAX_LINE)
+                self.count += 1
+                if not line.startswith(IRC_COMMANDS):
+                    raise Malformed("not an IRC registration line")
+                self.registered = irc_line(line, self.fields) or self.registered
+        except Truncated:
+            if not self.registered:
+                raise
         except Malformed:
-            if registered:
-                break  # what follows the identifying lines does not change the verdict
-            raise
-    if not registered:
-        if len(data) - data.rfind(b"\n") - 1 > IRC_MAX_LINE:
-            raise Malformed("line too long")
-        raise Truncated(len(data) + 1)
-    return fields
+            if not self.registered:
+                raise
+            # what follows the identifying lines (even an over-long line) does not change the verdict
+        if not self.registered:
+            raise Malformed(f"no NICK, USER or CAP LS in the first {IRC_MAX_LINES} lines")
+        return self.fields
 
 
 def irc_line(line: bytes, fields: Fields) -> bool:
@@ -151,7 +169,8 @@ def irc_line(line: bytes, fields: Fields) -> bool:
 IRC = Identifier(
     trusted=True,
     name="irc",
-    identify=verdict_of(parse_irc),
+    identify=IrcRegistration.once,
+    session=IrcRegistration,
     precedence=GENERIC_PRECEDENCE,
     fields={"nick": TEXT, "user": TEXT},
     description="IRC registration: CAP LS / PASS / NICK / USER lines with valid syntax (RFC 2812 nicknames)",

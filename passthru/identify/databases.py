@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
+from passthru.identify.incremental import LineScanner, Resumable
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -152,10 +153,22 @@ def redis_command(name: bytes) -> str:
     return upper.decode("ascii")
 
 
-def parse_redis(data: bytes) -> Fields:
-    if peek_u8(data, 0) == ord("*"):
-        return parse_resp(data)
-    return parse_inline(data)
+class RedisCommand(Resumable):
+    """A RESP array or an inline command; the search for the inline line's end resumes where it
+    stopped (``incremental``), since an inline line may be 64 KiB long."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = LineScanner()
+
+    @property
+    def examined(self) -> int:
+        return self.lines.examined
+
+    def parse(self, data: bytes) -> Fields:
+        if peek_u8(data, 0) == ord("*"):
+            return parse_resp(data)
+        return parse_inline(data, self.lines)
 
 
 def parse_resp(data: bytes) -> Fields:
@@ -171,7 +184,7 @@ def parse_resp(data: bytes) -> Fields:
     return {"command": redis_command(name), "format": "resp"}
 
 
-def parse_inline(data: bytes) -> Fields:
+def parse_inline(data: bytes, lines: LineScanner) -> Fields:
     word = INLINE_WORD.match(data).group(0)  # type: ignore[union-attr]
     if len(word) == len(data):
         if not prefix_of_any(word.upper(), REDIS_COMMANDS):
@@ -185,7 +198,7 @@ def parse_inline(data: bytes) -> Fields:
         raise Malformed("unknown Redis command")
     if word in MEMCACHED_VERBS:
         raise Malformed("a Memcached command line")
-    line, _ = read_line(data, 0, REDIS_MAX_INLINE)
+    line = lines.next(data, REDIS_MAX_INLINE)
     if OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
         raise Malformed("a line of another text protocol")
     return {"command": word.upper().decode("ascii"), "format": "inline"}
@@ -194,7 +207,8 @@ def parse_inline(data: bytes) -> Fields:
 REDIS = Identifier(
     trusted=True,
     name="redis",
-    identify=verdict_of(parse_redis),
+    identify=RedisCommand.once,
+    session=RedisCommand,
     precedence=DEFAULT_PRECEDENCE,
     fields={"command": TEXT, "format": TEXT},
     description="Redis RESP array whose first bulk string is a known command, or an inline command line",

@@ -135,18 +135,26 @@ class Identification:
     def __post_init__(self) -> None:
         # With a prepared set, the answers are made at the first byte, for its candidates only.
         self.answers = [] if self.prepared is not None else [Answer(i) for i in ordered(self.identifiers)]
+        self._open = list(self.answers)  # those that have not said "no match", in order
+        self._decision: Decision | None = None
+        self._wake = 0  # the fewest bytes any identifier still waiting asked for
 
     def feed(self, data: bytes, final: bool = False) -> Decision:
         """Re-run the identifiers that could still change their mind on ``data``."""
+        if not final and self._decision is not None and len(data) < self._wake:
+            return self._decision  # nobody is due: a 16 KiB record trickling in asks no one
         if not self.answers and data and self.prepared is not None:
             self.answers = [Answer(i) for i in self.prepared.candidates(data[0])]
-        for answer in self.answers:
-            if answer.verdict is None or answer.matched:
-                continue
-            if isinstance(answer.verdict, int) and len(data) < answer.verdict:
+            self._open = list(self.answers)
+        for answer in self._open:
+            verdict = answer.verdict
+            if verdict is None or isinstance(verdict, dict) or len(data) < verdict:
                 continue
             answer.verdict = self._ask(answer, data)
-        return self._decide(final)
+        self._open = [answer for answer in self._open if answer.verdict is not None]
+        self._decision = self._decide(final)
+        self._wake = min((a.verdict for a in self._open if isinstance(a.verdict, int)), default=0)
+        return self._decision
 
     def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
         identifier = answer.identifier
@@ -165,7 +173,7 @@ class Identification:
 
     def _decide(self, final: bool) -> Decision:
         waiting: list[int] = []
-        for answer in self.answers:
+        for answer in self._open:
             if answer.matched:
                 if waiting and not final:
                     break

@@ -11,10 +11,21 @@ method, and ``h2c`` needs the fixed 24-byte preface (``PRI`` is no HTTP/1 method
   ``req.hdr(host)`` with an inspect delay does.
 * ``h2c`` checks the preface and that the first frame is a SETTINGS frame on stream 0.
 * ``rtsp`` reports ``method``, ``url``, ``host`` and ``version`` and requires a ``CSeq`` header.
+
+The request line decides the protocol; the header block only supplies fields, and is read as
+origin servers read it (they accept these or answer 400 themselves, so the bytes are HTTP either
+way): obsolete line folding, bare-LF line ends, lines that are no ``name: value`` (skipped), odd
+bytes in values, runs of spaces or tabs between the request line's parts. A field that does not
+parse is left out (a Host of odd bytes gives no ``host``), never the protocol. The block is read
+up to its empty line, or at most ``MAX_HEADERS`` (101, HAProxy's ``tune.http.maxhdr``) lines,
+a line of ``MAX_HEADER_LINE`` or a block of ``MAX_HEADER_BLOCK`` bytes: the request is then
+decided on the fields of the lines read so far. Parsing is resumable (``incremental.py``): a
+header block trickled a byte at a time is read once.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, urlsplit
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, SPECIFIC_PRECEDENCE, TEXT, Fields, Identifier
@@ -60,9 +71,15 @@ METHOD_PREFIXES = tuple(f"{m} ".encode() for m in METHODS)
 HTTP_VERSIONS = {b"HTTP/1.0": "1.0", b"HTTP/1.1": "1.1"}
 MAX_REQUEST_LINE = 8192
 MAX_HEADER_BLOCK = 16384
+#: nginx and Apache answer 400 to a header line longer than about 8 KiB: one that long is decided
+#: (as ``http``, on the fields before it) rather than waited for.
+MAX_HEADER_LINE = 8192
 #: HAProxy's default ``tune.http.maxhdr``: a request with more header lines than this is decided
 #: on the first ones instead of being read to its end.
 MAX_HEADERS = 101
+#: Between the parts of a request line: one space by the RFC, but servers split on runs of
+#: spaces and tabs (RFC 9112 3: "parse on whitespace-delimited word boundaries").
+REQUEST_LINE_GAPS = re.compile(rb"[ \t]+")
 
 
 def split_host_port(authority: str) -> str:
@@ -105,7 +122,9 @@ class Request(Resumable):
     def parse(self, data: bytes) -> Fields:
         if self.block is None:
             self.fields = self.request_line(data)
-            self.block = HeaderLines(self.line.start, MAX_HEADER_BLOCK, MAX_HEADERS)
+            self.block = HeaderLines(
+                self.line.start, MAX_HEADER_BLOCK, MAX_HEADERS, lenient=True, max_line=MAX_HEADER_LINE
+            )
         headers = self.block.read(data)
         return self.finish(dict(self.fields), headers, self.block.capped)
 
@@ -113,7 +132,7 @@ class Request(Resumable):
         """``METHOD SP target SP version`` with a known method and version."""
         if self.method is None:
             self.method = expect_one_of(data, self.PREFIXES)[:-1].decode()
-        parts = self.line.next(data, MAX_REQUEST_LINE).split(b" ")
+        parts = REQUEST_LINE_GAPS.split(self.line.next(data, MAX_REQUEST_LINE))
         if len(parts) != 3 or not parts[1] or not is_printable_ascii(parts[1]):
             raise Malformed("request line is not METHOD SP target SP version")
         version = self.VERSIONS.get(parts[2])
@@ -138,17 +157,23 @@ class HttpRequest(Request):
         return {"method": method, "path": target, "version": version}
 
     def finish(self, fields: Fields, headers: Headers, capped: bool) -> Fields:
-        raw_host = first_header(headers, b"host")
-        if raw_host:
-            host = split_host_port(raw_host.decode("latin-1"))
-        else:
-            host = target_host(fields["method"], fields["path"])
+        host = request_host(first_header(headers, b"host"), fields["method"], fields["path"])
         if host:
-            fields["host"] = hostname(host.encode())
+            fields["host"] = host
         upgrade = first_header(headers, b"upgrade")
         if upgrade:
             fields["upgrade"] = upgrade.decode("latin-1").lower()
         return fields
+
+
+def request_host(raw_host: bytes | None, method: str, target: str) -> str | None:
+    """The host the request names: its Host header, else its target's authority; None when
+    neither parses (the request is still HTTP, it just has no ``host`` to route on)."""
+    try:
+        host = split_host_port(raw_host.decode("latin-1")) if raw_host else target_host(method, target)
+        return hostname(host.encode()) if host else None
+    except Malformed:
+        return None
 
 
 def target_host(method: str, target: str) -> str | None:

@@ -60,38 +60,94 @@ def header_line(line: bytes, separator: bytes = b":") -> tuple[bytes, bytes]:
 
 class HeaderLines:
     """The header lines from ``start`` to the empty line that ends them (HTTP, RTSP, STOMP),
-    read a complete line at a time across calls.
+        read a complete line at a time across calls.
 
-    ``max_block`` bounds the block in bytes (longer is Malformed); ``max_lines``, when set, stops
-    reading after that many header lines even though the block has not ended (``capped``): the
-    caller then decides on the headers read so far.
+        ``max_block`` bounds the block in bytes and ``max_line`` (default: the block's) each line;
+        ``max_lines``, when set, stops reading after that many header lines even though the block has
+        not ended (``capped``): the caller then decides on the headers read so far.
+
+        Strict (STOMP): every line must be ``name:value`` and the block must end within ``max_block``
+        (else Malformed). ``lenient`` (HTTP, RTSP) reads the block as an origin server does, which
+        accepts these or answers 400 itself: a line starting with a space or tab continues the
+        previous field's value (obsolete line folding, RFC 9112 5.2; dropped when no field precedes
+        it), a line that is no ``name: value`` (no colon, odd bytes in the name) is skipped, and a
+        block over ``max_block`` or a line over ``max_line`` stops the reading as the line cap does
+    (``capped``).
+        Every line, skipped or folded, counts towards ``max_lines``.
     """
 
-    __slots__ = ("capped", "ended", "headers", "lines", "max_block", "max_lines", "separator", "start")
+    __slots__ = (
+        "capped",
+        "count",
+        "ended",
+        "folds",
+        "headers",
+        "lenient",
+        "lines",
+        "max_block",
+        "max_line",
+        "max_lines",
+        "separator",
+        "start",
+    )
 
-    def __init__(self, start: int, max_block: int, max_lines: int | None = None, separator: bytes = b":") -> None:
+    def __init__(
+        self,
+        start: int,
+        max_block: int,
+        max_lines: int | None = None,
+        separator: bytes = b":",
+        lenient: bool = False,
+        max_line: int | None = None,
+    ) -> None:
         self.lines = LineScanner(start)
         self.start = start
         self.max_block = max_block
+        self.max_line = max_block if max_line is None else max_line
         self.max_lines = max_lines
         self.separator = separator
+        self.lenient = lenient
         self.headers: Headers = []
+        self.count = 0  # header lines read
+        self.folds = False  # the last line was a field, which a folded line may continue
         self.ended = False
         self.capped = False
 
     def read(self, data: bytes) -> Headers:
         """The headers, once the block ended or was capped; Truncated until then."""
         while not (self.ended or self.capped):
-            if self.lines.start - self.start > self.max_block:
-                raise Malformed("header block too long")
-            line = self.lines.next(data, self.max_block)
+            try:
+                if self.lines.start - self.start > self.max_block:
+                    raise Malformed("header block too long")
+                line = self.lines.next(data, self.max_line)
+            except Malformed:
+                if not self.lenient:
+                    raise
+                self.capped = True
+                break
             if not line:
                 self.ended = True
                 break
-            self.headers.append(header_line(line, self.separator))
-            if self.max_lines is not None and len(self.headers) >= self.max_lines:
+            self.count += 1
+            self._take(line)
+            if self.max_lines is not None and self.count >= self.max_lines:
                 self.capped = True
         return self.headers
+
+    def _take(self, line: bytes) -> None:
+        if not self.lenient:
+            self.headers.append(header_line(line, self.separator))
+            return
+        if line[:1] in (b" ", b"\t"):
+            if self.folds:
+                name, value = self.headers[-1]
+                self.headers[-1] = (name, b" ".join(part for part in (value, line.strip()) if part))
+            return
+        try:
+            self.headers.append(header_line(line, self.separator))
+            self.folds = True
+        except Malformed:  # not a field: the server skips it or answers 400, the request is still HTTP
+            self.folds = False
 
 
 _UNDECIDED = object()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 
 from passthru.identify.base import Fields
@@ -304,20 +304,6 @@ def words(line: bytes, count: int | None = None) -> list[bytes]:
     if not all(parts) or (count is not None and len(parts) != count):
         raise Malformed("badly spaced line")
     return parts
-
-
-def complete_lines(data: bytes, start: int = 0, max_length: int = 1024) -> Iterator[bytes]:
-    """Each complete line from ``start`` on (CRLF or LF removed); stops at an unfinished line.
-
-    Malformed when a line (finished or not) is longer than ``max_length``.
-    """
-    offset = start
-    while offset < len(data):
-        try:
-            line, offset = read_line(data, offset, max_length)
-        except Truncated:
-            return
-        yield line
 
 
 Headers = list[tuple[bytes, bytes]]

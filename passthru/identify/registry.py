@@ -1,5 +1,10 @@
 """The list of built-in identifiers. Adding a protocol family means adding its module here.
 
+Cost: a built-in that asks for one more byte at a time while it reads up to a terminator (a line
+end, a tag end, a record end) offers a resumable ``session`` (see ``incremental.py``): http,
+rtsp, stomp, irc, redis and tls do, so a client trickling bytes costs time linear in what it
+sent. ``tests/identify/test_linear_cost.py`` audits every built-in for it.
+
 How one protocol is chosen when several could claim the same bytes
 -------------------------------------------------------------------
 The engine (``engine.py``) consults identifiers by (precedence, name) and lets the best

@@ -2,7 +2,9 @@
 
 Policy (README, "User identifiers: containment"):
 
-* Built-ins (``source == "builtin"``) are trusted and called directly: no overhead.
+* Trusted identifiers (``Identifier.trusted``: built-ins and the config's ``identifiers:``
+  rules, set by whoever builds them) are called directly: no overhead, no time limit, and they
+  never count against a connection's budget.
 * Anything else runs under a per-call wall-clock budget (:class:`~passthru.plugins.timelimit.TimeLimit`,
   50 ms by default) and its verdict is validated (``check_verdict``). A timeout, an exception or a
   bad verdict raises :class:`IdentifierFailed` (``path:line: …``); the engine turns that into
@@ -13,7 +15,7 @@ Policy (README, "User identifiers: containment"):
   the same way but do not count.
 * Per connection, :class:`ConnectionGuard` stops consulting user identifiers once they have used
   ``connection_budget`` seconds in total (so one connection is delayed by at most that plus one
-  call's budget); built-ins still run.
+  call's budget); trusted identifiers still run.
 
 While a user identifier runs, the whole process waits (gevent is cooperative): the budget is the
 longest any other connection can be delayed by one call.
@@ -36,9 +38,6 @@ from passthru.plugins.errors import (
     user_line,
 )
 from passthru.plugins.timelimit import TIME_LIMIT, Overrun
-
-#: ``Identifier.source`` of the built-ins (the dataclass default).
-BUILTIN_SOURCE = "builtin"
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Containment:
 
     def call(self, identifier: Identifier, data: bytes, budget: float | None = None) -> Fields | int | None:
         """The verdict of ``identifier`` on ``data``; raises :class:`IdentifierFailed` on any failure."""
-        if identifier.source == BUILTIN_SOURCE:
+        if identifier.trusted:
             return identifier.identify(data)
         health = self._health.get(id(identifier))
         if health is not None and health.disabled:
@@ -131,7 +130,7 @@ class ConnectionGuard:
 
     Checked before each call, so the worst case for one connection is ``total`` plus one call's
     budget. Once spent, user identifiers answer "no match" (reported as :class:`BudgetExhausted`)
-    and the built-ins decide alone.
+    and the trusted identifiers (built-ins, config rules) decide alone.
     """
 
     __slots__ = ("containment", "spent", "total")
@@ -142,7 +141,7 @@ class ConnectionGuard:
         self.spent = 0.0
 
     def __call__(self, identifier: Identifier, data: bytes) -> Fields | int | None:
-        if identifier.source == BUILTIN_SOURCE:
+        if identifier.trusted:
             return identifier.identify(data)
         if self.spent >= self.total:
             raise BudgetExhausted(

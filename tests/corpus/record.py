@@ -451,6 +451,58 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("http", "curl-connect", (*CURL, "-p", "-x", "http://127.0.0.1:{port}", "https://upstream.example.test/")),
     Recording("http", "curl-absolute", (*CURL, "-x", "http://127.0.0.1:{port}", "http://upstream.example.test/a?b=c")),
     Recording("http", "curl-upgrade-h2c", (*CURL, "--http2", "http://127.0.0.1:{port}/")),
+    # HTTP/1.x as origin servers accept it: header lines curl sends verbatim from -H
+    Recording(
+        "http",
+        "curl-obs-fold",
+        (
+            *CURL,
+            "-H",
+            "Host: fold.example.test",
+            "-H",
+            "X-Fold: one\r\n\ttwo\r\n three",
+            "http://127.0.0.1:{port}/path",
+        ),
+    ),
+    Recording(
+        "http",
+        "curl-method-spaces",
+        (*CURL, "-X", "GET ", "-H", "Host: spaces.example.test", "http://127.0.0.1:{port}/index.html"),
+    ),
+    Recording(
+        "http",
+        "curl-no-colon-line",
+        (*CURL, "-H", "Host: www.example.test", "-H", "X-Note: first\r\nno colon here", "http://127.0.0.1:{port}/"),
+    ),
+    Recording(
+        "http",
+        "curl-odd-value",
+        (*CURL, "-H", "Host: www.example.test", "-H", "X-Odd: \x01\x7f\udcff\udcfe", "http://127.0.0.1:{port}/"),
+    ),
+    Recording("http", "curl-odd-host", (*CURL, "-H", "Host: bad\x01host.example.test", "http://127.0.0.1:{port}/")),
+    Recording(
+        "http", "curl-bare-lf-header", (*CURL, "-H", "Host: lf.example.test\nX-Bare: lf", "http://127.0.0.1:{port}/")
+    ),
+    Recording(
+        "http",
+        "curl-many-headers",
+        (
+            *CURL,
+            "-H",
+            "Host: many.example.test",
+            *(a for i in range(120) for a in ("-H", f"X-Header-{i}: {i}")),
+            "http://127.0.0.1:{port}/",
+        ),
+    ),
+    Recording(
+        "http",
+        "bash-bare-lf",
+        (
+            "bash",
+            "-c",
+            "printf 'GET /status HTTP/1.0\\nHost: lf.example.test\\n\\n' > /dev/tcp/127.0.0.1/{port}; sleep 1",
+        ),
+    ),
     # ---- h2c
     Recording(
         "h2c", "curl-prior-knowledge", (*CURL, "--http2-prior-knowledge", "http://127.0.0.1:{port}/"), cheap=True
@@ -641,6 +693,7 @@ RECORDINGS: tuple[Recording, ...] = (
         "ffprobe-tcp",
         ("ffprobe", "-v", "quiet", "-rtsp_transport", "tcp", "rtsp://alice:secret@127.0.0.1:{port}/cam1"),
     ),
+    Recording("rtsp", "curl-options-fold", (*CURL, "-H", "X-Fold: one\r\n two", "rtsp://127.0.0.1:{port}/cam")),
     # ---- smb
     Recording("smb", "smbclient", ("smbclient", "-L", "//127.0.0.1", "-p", "{port}", "-N")),
     Recording(

@@ -36,9 +36,8 @@ def test_redis_unknown_inline_word_stays_no_match_when_a_cr_or_space_follows() -
     [
         (RTSP, b"OPTIONS rtsp://127.0.0.1:4[5/m1 RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
         (RTSP, b"DESCRIBE rtsp://[::1/stream RTSP/1.0\r\nCSeq: 2\r\n\r\n"),
-        (HTTP, b"GET http://[x/ HTTP/1.1\r\n\r\n"),  # absolute form, no Host header
     ],
-    ids=["rtsp-bracket-in-port", "rtsp-unclosed-ipv6", "http-absolute-unclosed-ipv6"],
+    ids=["rtsp-bracket-in-port", "rtsp-unclosed-ipv6"],
 )
 def test_unbalanced_bracket_in_a_url_is_no_match_not_an_exception(identifier, data: bytes) -> None:
     """``urllib.parse.urlsplit`` raises ValueError("Invalid IPv6 URL") for an unbalanced ``[``;
@@ -46,6 +45,14 @@ def test_unbalanced_bracket_in_a_url_is_no_match_not_an_exception(identifier, da
     every such connection). Fixed with ``split_url`` in ``http.py``."""
     assert identifier.identify(data) is None
     assert identify(BUILTINS, data, final=True).protocol is None
+
+
+def test_unbalanced_bracket_in_an_http_target_is_http_without_a_host() -> None:
+    """The same ``urlsplit`` error in an absolute-form HTTP target (no Host header): the request
+    line is valid, so it is ``http`` (issue 12: the fields that parse), only without ``host``."""
+    data = b"GET http://[x/ HTTP/1.1\r\n\r\n"
+    assert HTTP.identify(data) == {"method": "GET", "path": "http://[x/", "version": "1.1"}
+    assert identify(BUILTINS, data).protocol == "http"
 
 
 def test_tls_whole_short_record_is_rejected_like_a_partial_one() -> None:

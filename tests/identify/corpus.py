@@ -52,7 +52,6 @@ NEAR_MISSES: dict[str, bytes] = {
     "http: unknown method": b"GETX / HTTP/1.1\r\nHost: a\r\n\r\n",
     "http: HTTP/2.0 request line": b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
     "http: no version": b"GET /\r\n\r\n",
-    "http: header without colon": b"GET / HTTP/1.1\r\nHost a\r\n\r\n",
     "ssh: no version": b"SSH-\r\n",
     "ssh: version 3.0": b"SSH-3.0-OpenSSH_9\r\n",
     "ssh: empty software": b"SSH-2.0-\r\n",

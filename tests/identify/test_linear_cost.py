@@ -10,6 +10,8 @@ completes), where a parser that starts over on every read looks at about n^2/2.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from passthru.identify import BUILTINS
 from passthru.identify.base import Identifier
@@ -20,16 +22,21 @@ from tests.identify.corpus import samples
 from tests.identify.hostile import (
     KIB16,
     REQUEST_LINE,
+    WORST_STARTS,
+    Meter,
     endless_header,
+    filled,
     short_headers,
     tls_one_byte_records,
     tls_record_announcing,
     trickle,
 )
+from tests.identify.test_properties import PROPERTY_SETTINGS, inputs
 
 RTSP_LINE = b"OPTIONS rtsp://cam.example.test/ RTSP/1.0\r\n"
 STOMP_LINE = b"CONNECT\n"
 
+SESSIONS = [i for i in BUILTINS if i.session is not None]
 HOSTILE = {
     "http short headers": (HTTP, short_headers(REQUEST_LINE)),
     "http endless header": (HTTP, endless_header(REQUEST_LINE)),
@@ -66,7 +73,7 @@ def test_rtsp_without_cseq_in_the_first_101_headers_is_no_match() -> None:
     assert verdict is None and shown == len(RTSP_LINE) + 6 * MAX_HEADERS
 
 
-@pytest.mark.parametrize("identifier", [i for i in BUILTINS if i.session is not None], ids=lambda i: i.name)
+@pytest.mark.parametrize("identifier", SESSIONS, ids=lambda i: i.name)
 def test_a_session_answers_like_identify_on_every_prefix(identifier: Identifier) -> None:
     """Resuming never changes a verdict: on every corpus sample (of any protocol), fed a byte at
     a time, each session answer equals the one-shot ``identify`` of the same prefix."""
@@ -80,8 +87,60 @@ def test_a_session_answers_like_identify_on_every_prefix(identifier: Identifier)
                 break
 
 
+@pytest.mark.parametrize("identifier", SESSIONS, ids=lambda i: i.name)
+@PROPERTY_SETTINGS
+@given(data=inputs(), steps=st.lists(st.integers(1, 64), min_size=1, max_size=40))
+def test_a_session_fed_in_any_chunks_answers_like_identify(
+    identifier: Identifier, data: bytes, steps: list[int]
+) -> None:
+    """Random and mutated inputs, arriving in reads of random sizes: every answer of the
+    session equals the one-shot ``identify`` of the same prefix, up to the first final one."""
+    assert identifier.session is not None
+    session = identifier.session()
+    end = 0
+    for step in steps:
+        end = min(len(data), end + step)
+        expected = identifier.identify(data[:end])
+        assert session(data[:end]) == expected, end
+        if not isinstance(expected, int) or end == len(data):
+            break
+
+
 def test_a_session_refuses_a_prefix_that_does_not_grow() -> None:
     session = HTTP.session()
     session(b"GET / HT")
     with pytest.raises(ValueError, match="growing prefix"):
         session(b"GET")
+
+
+def openings(identifier: Identifier) -> list[tuple[bytes, bytes]]:
+    """The worst openings found for it, and each of its corpus samples cut in half or whole,
+    padded with letters, zeros or short lines."""
+    found = list(WORST_STARTS.get(identifier.name, []))
+    for protocol, _, data in samples():
+        if protocol == identifier.name:
+            found += [(data[:cut], filler) for cut in (len(data) // 2, len(data)) for filler in (b"A", b"\0", b"a\r\n")]
+    return found
+
+
+def work(identifier: Identifier, data: bytes) -> tuple[int, int]:
+    """(work done, bytes shown) to trickle ``data`` into one connection's form of ``identifier``."""
+    meter = Meter()
+    _, shown = trickle(meter.instrument(identifier).start(), data)
+    return meter.work, shown
+
+
+AUDIT_SIZES = (KIB16, 4 * KIB16)  # limits.identify_bytes is 16 KiB by default, up to 1 MiB
+
+
+@pytest.mark.parametrize("identifier", BUILTINS, ids=lambda i: i.name)
+def test_no_builtin_costs_more_per_byte_as_the_input_grows(identifier: Identifier) -> None:
+    """The audit of every built-in: fed its worst openings a byte at a time, 16 KiB then 64 KiB
+    of them, the extra 48 KiB cost at most 4 bytes of work each. Re-reading that is left is
+    bounded (a parser that gives up after a 255-byte banner or a 4 KiB stream header re-reads
+    at most that much), never growing with what the client sends."""
+    assert openings(identifier), "every built-in is audited"
+    for start, filler in openings(identifier):
+        (small, small_shown), (large, large_shown) = (work(identifier, filled(start, filler, n)) for n in AUDIT_SIZES)
+        extra = large_shown - small_shown
+        assert large - small <= 4 * extra, f"{start!r} + {filler!r}...: {large - small} work for {extra} more bytes"
