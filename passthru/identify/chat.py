@@ -1,9 +1,12 @@
 """Chat protocols whose client speaks first: XMPP (client or server stream) and IRC.
 
-``xmpp``: an optional XML declaration, then the ``<stream:stream`` start tag, read to its ``>``;
-its attributes must be well formed, ``xmlns:stream`` must be the XMPP streams namespace and
-``xmlns`` ``jabber:client`` or ``jabber:server``. Reports ``to`` (the domain, lower case),
-``namespace`` (client/server) and ``version``.
+``xmpp``: an optional UTF-8 byte order mark, an optional XML declaration (either quote style),
+optional white space, then the ``<stream:stream`` start tag, read to its ``>``; its attributes
+(single- or double-quoted, any order) must be well formed, ``xmlns:stream`` must be the XMPP
+streams namespace and ``xmlns`` ``jabber:client`` (a client) or ``jabber:server`` (a server
+opening a server-to-server stream). Reports ``to`` (the domain, lower case; an internationalised
+domain as its ``xn--`` A-label; left out when it is not a domain), ``namespace`` (client/server)
+and ``version``.
 
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
 ``USER`` -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
@@ -22,12 +25,15 @@ from passthru.identify.parsing import (
     ascii_text,
     complete_lines,
     expect_one_of,
+    expect_prefix,
     hostname,
     verdict_of,
 )
 
 XML_DECLARATION = re.compile(rb"<\?xml(?:\s+[A-Za-z:]+\s*=\s*(?:'[^'<>]*'|\"[^\"<>]*\"))*\s*\?>\s*")
 STREAM_TAG = b"<stream:stream"
+BOM = b"\xef\xbb\xbf"
+LEADING_SPACE = re.compile(rb"[ \t\r\n]{0,64}")
 ATTRIBUTE = re.compile(rb"\s+([A-Za-z_][A-Za-z0-9_.:-]*)\s*=\s*(?:'([^'<]*)'|\"([^\"<]*)\")")
 TAG_END = re.compile(rb"\s*>")
 # What may follow the complete attributes while more bytes are coming: the start of one more
@@ -40,14 +46,21 @@ MAX_HEADER = 4096
 
 
 def parse_xmpp(data: bytes) -> Fields:
-    expect_one_of(data, (b"<?xml", STREAM_TAG))
     offset = 0
-    if data.startswith(b"<?xml"):
+    if data[:1] == BOM[:1]:
+        expect_prefix(data, BOM)
+        offset = len(BOM)
+    offset = LEADING_SPACE.match(data, offset).end()  # type: ignore[union-attr]
+    try:
+        expect_one_of(data[offset:], (b"<?xml", STREAM_TAG))
+    except Truncated:
+        raise Truncated(len(data) + 1) from None
+    if data.startswith(b"<?xml", offset):
         if b"?>" not in data:
             if len(data) > MAX_HEADER or b">" in data:
                 raise Malformed("bad XML declaration")
             raise Truncated(len(data) + 1)
-        declaration = XML_DECLARATION.match(data)
+        declaration = XML_DECLARATION.match(data, offset)
         if declaration is None:
             raise Malformed("bad XML declaration")
         offset = declaration.end()
@@ -81,11 +94,22 @@ def stream_attributes(data: bytes, offset: int) -> Fields:
     if namespace is None:
         raise Malformed("stream namespace is neither jabber:client nor jabber:server")
     fields: Fields = {"namespace": namespace}
-    if attributes.get(b"to"):
-        fields["to"] = hostname(attributes[b"to"])
+    domain = stream_domain(attributes.get(b"to", b""))
+    if domain:
+        fields["to"] = domain
     if attributes.get(b"version"):
         fields["version"] = ascii_text(attributes[b"version"])
     return fields
+
+
+def stream_domain(raw: bytes) -> str | None:
+    """The ``to`` domain as routes compare host names (A-labels, lower case); None when absent
+    or not a domain: the stream is still XMPP, there is just no ``to`` to route on."""
+    try:
+        text = raw.decode("utf-8")
+        return hostname(text.encode("idna") if not text.isascii() else raw) if text else None
+    except (UnicodeError, Malformed):
+        return None
 
 
 XMPP = Identifier(
@@ -109,15 +133,15 @@ def parse_irc(data: bytes) -> Fields:
     expect_one_of(data, IRC_COMMANDS)
     fields: Fields = {}
     registered = False
-    for line in complete_lines(data, 0, IRC_MAX_LINE):
-        try:
+    try:
+        for line in complete_lines(data, 0, IRC_MAX_LINE):
             if not line.startswith(IRC_COMMANDS):
                 raise Malformed("not an IRC registration line")
             registered = irc_line(line, fields) or registered
-        except Malformed:
-            if registered:
-                break  # what follows the identifying lines does not change the verdict
+    except Malformed:
+        if not registered:
             raise
+        # what follows the identifying lines (even an over-long line) does not change the verdict
     if not registered:
         if len(data) - data.rfind(b"\n") - 1 > IRC_MAX_LINE:
             raise Malformed("line too long")

@@ -278,6 +278,20 @@ def git_repository(directory: Path, port: int, extra: int) -> None:
     run("git", "-C", str(directory / "work"), "add", "README")
 
 
+def nsupdate_script(directory: Path, port: int, extra: int) -> None:
+    """An RFC 2136 UPDATE adding one A record; ``server`` and ``zone`` given, so nsupdate sends
+    the UPDATE itself (no SOA lookup first)."""
+    write(
+        directory / "update.txt",
+        f"""
+        server {LOOPBACK} {port}
+        zone example.test
+        update add host1.example.test 300 A 192.0.2.10
+        send
+        """,
+    )
+
+
 def adb_cleanup(directory: Path, port: int, extra: int) -> None:
     write(directory / "cleanup.sh", f"ANDROID_ADB_SERVER_PORT={extra} adb kill-server\n")
 
@@ -500,6 +514,12 @@ RECORDINGS: tuple[Recording, ...] = (
         (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "SHA256"),
         setup=openvpn_pki,
     ),
+    Recording(
+        "openvpn",
+        "openvpn-tls-auth-md5-sha1",
+        (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "MD5-SHA1"),
+        setup=openvpn_pki,
+    ),
     Recording("openvpn", "openvpn-tls-crypt", (*OPENVPN, "--tls-crypt", "{dir}/ta.key"), setup=openvpn_pki),
     Recording("openvpn", "openvpn-tls-crypt-v2", (*OPENVPN, "--tls-crypt-v2", "{dir}/v2client.key"), setup=openvpn_pki),
     # ---- tinc
@@ -615,6 +635,18 @@ RECORDINGS: tuple[Recording, ...] = (
         ("dig", "+tcp", "+nocookie", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "mail.example.test", "AAAA"),
     ),
     Recording("dns", "dig-axfr", ("dig", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "example.test", "AXFR")),
+    Recording(
+        "dns",
+        "nsupdate-add",
+        ("sh", "-c", "nsupdate -v -t 3 < {dir}/update.txt"),
+        needs=("nsupdate",),
+        setup=nsupdate_script,
+    ),
+    Recording(
+        "dns",
+        "dig-notify",
+        ("dig", "+tcp", "+tries=1", "+time=2", "+opcode=notify", "@127.0.0.1", "-p", "{port}", "example.test", "SOA"),
+    ),
     # ---- bittorrent
     Recording("bittorrent", "libtorrent", bittorrent_client(2), needs=("py:libtorrent",)),
     # encrypted BitTorrent (MSE) is built to look random: kept as a sample nothing may claim
@@ -781,15 +813,125 @@ def memcached_set() -> bytes:
     return b"set session:42 0 300 5\r\nhello\r\n"
 
 
+def rdp_request(line: bytes, requested: int | None = None) -> bytes:
+    """A TPKT + X.224 Connection Request carrying ``line`` (CRLF included) and an RDP_NEG_REQ
+    asking for ``requested`` protocols (MS-RDPBCGR 2.2.1.1; none when None)."""
+    negotiation = b"" if requested is None else struct.pack("<BBHI", 1, 0, 8, requested)
+    x224 = b"\xe0\x00\x00\x00\x00\x00" + line + negotiation
+    return struct.pack(">BBH", 3, 0, 4 + 1 + len(x224)) + bytes([len(x224)]) + x224
+
+
+def rdp_broker_token() -> bytes:
+    """What mstsc sends to an RD Connection Broker farm: the ``tsv://`` routing token of the
+    session collection "Sales" (the .rdp file's loadbalanceinfo), asking for TLS and CredSSP."""
+    return rdp_request(b"tsv://MS Terminal Services Plugin.1.Sales\r\n", 0x03)
+
+
+def rdp_msts_token() -> bytes:
+    """A load balancer's routing token (``Cookie: msts=IP.PORT.RESERVED``, [MSFT-SDLBTS]): the
+    encoded address 192.0.2.20:3389 (as little-endian decimals), asking for TLS."""
+    return rdp_request(b"Cookie: msts=335675584.15629.0000\r\n", 0x01)
+
+
+def socks5_pipelined() -> bytes:
+    """A no-auth greeting with its CONNECT request in the same write, as shadowsocks/v2ray-style
+    local proxies send it (they do not wait for the method choice): www.example.test:443."""
+    return b"\x05\x01\x00" + b"\x05\x01\x00\x03\x10www.example.test\x01\xbb"
+
+
+def socks5_pipelined_password() -> bytes:
+    """A greeting offering no-auth and user/password, the RFC 1929 sub-negotiation (alice/secret)
+    and a CONNECT to 192.0.2.7:8080, all in one write."""
+    return b"\x05\x02\x00\x02" + b"\x01\x05alice\x06secret" + b"\x05\x01\x00\x01\xc0\x00\x02\x07\x1f\x90"
+
+
+def bson(document: dict[str, object]) -> bytes:
+    """A minimal BSON encoder (strings, 32-bit ints, booleans, nested documents) for the
+    legacy MongoDB samples: the packaged pymongo is not always installed."""
+    body = b""
+    for key, value in document.items():
+        name = key.encode() + b"\0"
+        if isinstance(value, bool):
+            body += b"\x08" + name + bytes([value])
+        elif isinstance(value, int):
+            body += b"\x10" + name + struct.pack("<i", value)
+        elif isinstance(value, str):
+            text = value.encode() + b"\0"
+            body += b"\x02" + name + struct.pack("<i", len(text)) + text
+        else:
+            body += b"\x03" + name + bson(value)  # type: ignore[arg-type]
+    return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+
+def mongodb_op_query(collection: str, flags: int, query: bytes, selector: bytes = b"") -> bytes:
+    body = struct.pack("<I", flags) + collection.encode() + b"\0" + struct.pack("<ii", 0, -1) + query + selector
+    return struct.pack("<iiii", 16 + len(body), 7, 0, 2004) + body
+
+
+def mongodb_legacy_shell() -> bytes:
+    """The OP_QUERY ``isMaster`` handshake of the 3.x mongo shell and legacy drivers, with its
+    client metadata document (MongoDB handshake spec), on ``admin.$cmd``."""
+    client = {
+        "application": {"name": "MongoDB Shell"},
+        "driver": {"name": "MongoDB Internal Client", "version": "3.6.8"},
+        "os": {"type": "Linux", "name": "Ubuntu", "architecture": "x86_64", "version": "18.04"},
+    }
+    return mongodb_op_query("admin.$cmd", 0, bson({"isMaster": 1, "client": client}))
+
+
+def mongodb_legacy_find() -> bytes:
+    """A pre-3.2 driver's first request without a handshake: an OP_QUERY find on
+    ``shop.orders`` with the ``$query`` wrapper, SlaveOk set, and a field selector."""
+    query = bson({"$query": {"status": "open"}, "$orderby": {"created": -1}})
+    return mongodb_op_query("shop.orders", 0x04, query, bson({"total": 1}))
+
+
+def xmpp_server_stream() -> bytes:
+    """A server-to-server stream (RFC 6120 4.7, XEP-0220 dialback) with an XML declaration and
+    double quotes, as Prosody and ejabberd open it."""
+    return (
+        b'<?xml version="1.0"?>'
+        b'<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" '
+        b'xmlns:db="jabber:server:dialback" from="a.example.test" to="b.example.test" version="1.0">'
+    )
+
+
+def xmpp_legacy_client() -> bytes:
+    """A pre-RFC 3920 client stream (no ``version``), single quotes, XML declaration with an
+    encoding, a newline before the stream tag."""
+    return (
+        b"<?xml version='1.0' encoding='UTF-8'?>\n"
+        b"<stream:stream to='legacy.example.test' xmlns='jabber:client' "
+        b"xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+
+
+def adb_26() -> bytes:
+    """adb 26.0.0 rc1's opening: the empty message (24 bytes, magic 0xffffffff) it sent by
+    mistake, then its CNXN (version 0x01000000 with the payload checksum, 256 KiB max payload)."""
+    identity = b"host::features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir\0"
+    command = int.from_bytes(b"CNXN", "little")
+    header = struct.pack("<6I", command, 0x01000000, 256 * 1024, len(identity), sum(identity), command ^ 0xFFFFFFFF)
+    return bytes(20) + b"\xff\xff\xff\xff" + header + identity
+
+
 SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "tls": (("spec-sslv2-compat-hello", sslv2_compat_hello),),
     "postgres": (("spec-cancel", postgres_cancel), ("spec-gssenc", postgres_gssenc)),
-    "mongodb": (("lib-pymongo-op-msg", mongodb_op_msg),),
+    "mongodb": (
+        ("lib-pymongo-op-msg", mongodb_op_msg),
+        ("spec-op-query-shell", mongodb_legacy_shell),
+        ("spec-op-query-find", mongodb_legacy_find),
+    ),
     "proxy": (("spec-v2-local", proxy_v2_local),),
     "tinc": (("spec-tinc-1.1", tinc_11),),
     "bitcoin": (("spec-testnet4", bitcoin_testnet4),),
     "redis": (("spec-inline-ping", redis_inline),),
     "memcached": (("spec-set", memcached_set),),
+    "rdp": (("spec-broker-token", rdp_broker_token), ("spec-msts-token", rdp_msts_token)),
+    "socks5": (("spec-pipelined-connect", socks5_pipelined), ("spec-pipelined-password", socks5_pipelined_password)),
+    "xmpp": (("spec-server-dialback", xmpp_server_stream), ("spec-legacy-client", xmpp_legacy_client)),
+    "adb": (("spec-adb-26-empty-message", adb_26),),
 }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from tests.corpus.record import rdp_request
+
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 UNIDENTIFIABLE = "unidentifiable"  # samples by design not identifiable (encrypted BitTorrent)
 
@@ -33,6 +35,18 @@ def ixfr_query() -> bytes:
     soa = b"\xc0\x0c" + struct.pack(">HHIH", 6, 1, 0, 22) + b"\x00\x00" + struct.pack(">5I", 7, 0, 0, 0, 0)
     message = struct.pack(">6H", 0x1234, 0, 1, 0, 1, 0) + qname + struct.pack(">HH", 251, 1) + soa
     return struct.pack(">H", len(message)) + message
+
+
+def dns_message(flags: int, counts: tuple[int, int, int, int], body: bytes) -> bytes:
+    """A length-prefixed DNS message with the given flags and section counts."""
+    message = struct.pack(">6H", 0x4242, flags, *counts) + body
+    return struct.pack(">H", len(message)) + message
+
+
+ZONE_SOA = b"\x07example\x04test\x00" + struct.pack(">HH", 6, 1)
+# an RFC 2136 prerequisite ("name is in use": class ANY, type ANY, ttl 0, no data) and an update
+PREREQUISITE = b"\x04host\xc0\x0c" + struct.pack(">HHIH", 255, 255, 0, 0)
+DELETE_RRSET = b"\x04host\xc0\x0c" + struct.pack(">HHIH", 1, 255, 0, 0)
 
 
 def netbios_session_request(called: bytes = b"FILESERVER", calling: bytes = b"CLIENT") -> bytes:
@@ -70,7 +84,6 @@ NEAR_MISSES: dict[str, bytes] = {
     "socks5: repeated method": b"\x05\x02\x00\x00",
     "socks5: method 0xff offered": b"\x05\x01\xff",
     "socks5: unassigned method": b"\x05\x01\x42",
-    "socks5: greeting then garbage": b"\x05\x02\x00\x02ABCDEF",
     "socks4: command 3": b"\x04\x03\x00\x50\x7f\x00\x00\x01\x00",
     "socks4: port 0": b"\x04\x01\x00\x00\x7f\x00\x00\x01\x00",
     "socks4: non-printable user": b"\x04\x01\x00\x50\x7f\x00\x00\x01\x01\x02\x00",
@@ -136,6 +149,36 @@ NEAR_MISSES: dict[str, bytes] = {
     "irc: nickname starts with a digit": b"NICK 9lives\r\n",
     "irc: USER with two parameters": b"USER alice 0\r\n",
     "irc: PASS alone": b"PASS secret\r\nQUIT\r\n",
+    # first lines of SMTP, POP3, FTP, IMAP and other line protocols that start with a Redis command word
+    "redis: SMTP AUTH PLAIN": b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n",
+    "redis: SMTP AUTH LOGIN": b"AUTH LOGIN\r\n",
+    "redis: FTP AUTH TLS": b"AUTH TLS\r\n",
+    "redis: POP3 AUTH": b"AUTH\r\n",
+    "redis: POP3/SMTP/FTP QUIT": b"QUIT\r\n",
+    "redis: FTP TYPE": b"TYPE I\r\n",
+    "redis: POP3 CAPA": b"CAPA\r\n",
+    "redis: POP3/FTP USER": b"USER alice\r\n",
+    "redis: SMTP NOOP": b"NOOP\r\n",
+    "redis: inline AUTH is ambiguous": b"AUTH secret\r\n",
+    "redis: beanstalkd watch": b"watch jobs\r\n",
+    "redis: ZooKeeper dump": b"dump\r\n",
+    "redis: SIP PUBLISH": b"PUBLISH sip:alice@example.test SIP/2.0\r\n",
+    "dns: UPDATE with two zones": dns_message(0x2800, (2, 0, 0, 0), ZONE_SOA + ZONE_SOA),
+    "dns: UPDATE zone of type A": dns_message(0x2800, (1, 0, 0, 0), ZONE_SOA[:-4] + struct.pack(">HH", 1, 1)),
+    "dns: UPDATE with a record missing": dns_message(0x2800, (1, 0, 2, 0), ZONE_SOA + DELETE_RRSET),
+    "dns: UPDATE response": dns_message(0xA800, (1, 0, 0, 0), ZONE_SOA),
+    "dns: NOTIFY with authority records": dns_message(0x2400, (1, 0, 1, 0), ZONE_SOA + DELETE_RRSET),
+    "dns: opcode 2 (STATUS)": dns_message(0x1000, (1, 0, 0, 0), ZONE_SOA),
+    "adb: empty message then garbage": bytes(20) + b"\xff\xff\xff\xffXXXX" + bytes(20),
+    "adb: empty message with a payload length": bytes(12) + b"\x05\x00\x00\x00" + bytes(4) + b"\xff" * 4,
+    "rdp: token line without CRLF": rdp_request(b"tsv://MS Terminal Services Plugin.1.Sales\n", 0x01),
+    "rdp: token line with a control byte": rdp_request(b"tsv://MS\x07Plugin\r\n", 0x01),
+    "xmpp: BOM then html": b"\xef\xbb\xbf<html>",
+    "openvpn: tls-auth HMAC of 40 bytes": bytes.fromhex("003e38")
+    + bytes(8)
+    + bytes(40)
+    + bytes.fromhex("00000001 5f000000")
+    + bytes(5),
 }
 
 
@@ -150,10 +193,29 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
     "http: CONNECT with a space": (b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", "http"),
     "stomp: CONNECT alone on its line": (b"CONNECT\naccept-version:1.2\nhost:a.example\n\n\x00", "stomp"),
     "socks5: pipelined CONNECT": (b"\x05\x01\x00\x05\x01\x00\x03\x09a.example\x01\xbb", "socks5"),
+    # the greeting is a complete first message: it decides whatever follows in the same read
+    "socks5: greeting then other bytes": (b"\x05\x02\x00\x02ABCDEF", "socks5"),
+    "socks5: greeting then half a request": (b"\x05\x01\x00\x05\x01\x00\x03\x09a.ex", "socks5"),
     "proxy: v1 UNKNOWN": (b"PROXY UNKNOWN\r\n", "proxy"),
     "proxy: v1 TCP6": (b"PROXY TCP6 2001:db8::1 2001:db8::2 4000 443\r\n", "proxy"),
     "syslog: octet-counted BSD": (b"34 <13>Jan  5 02:30:01 host app: x", "syslog"),
     "irc: PASS then NICK": (b"PASS secret\r\nNICK alice\r\nUSER alice 0 * :A\r\n", "irc"),
     "dns: IXFR with SOA in authority": (ixfr_query(), "dns"),
     "smb: NetBIOS session request (port 139)": (netbios_session_request(), "smb"),
+    "redis: lower-case inline ping": (b"ping\r\n", "redis"),
+    "redis: inline INFO": (b"INFO replication\r\n", "redis"),
+    "redis: AUTH as a RESP array": (b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n", "redis"),
+    "dns: UPDATE with prerequisite and delete": (
+        dns_message(0x2800, (1, 1, 1, 0), ZONE_SOA + PREREQUISITE + DELETE_RRSET),
+        "dns",
+    ),
+    "dns: NOTIFY from a primary (AA set)": (dns_message(0x2400, (1, 0, 0, 0), ZONE_SOA), "dns"),
+    "rdp: routing token line and no negotiation request": (
+        rdp_request(b"tsv://MS Terminal Services Plugin.1.A\r\n"),
+        "rdp",
+    ),
+    "xmpp: UTF-8 byte order mark": (
+        b"\xef\xbb\xbf<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>",
+        "xmpp",
+    ),
 }
