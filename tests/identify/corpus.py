@@ -215,7 +215,7 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
         "rdp",
     ),
     "xmpp: UTF-8 byte order mark": (
-        b"\xef\xbb\xbf<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>",
+        b"\xef\xbb\xbf<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='a'>",
         "xmpp",
     ),
 }
