@@ -471,6 +471,8 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     # ---- socks
     Recording("socks4", "curl-socks4", (*CURL, "--socks4", "127.0.0.1:{port}", "http://127.0.0.1:8080/")),
+    # the proxy (the recorder) never answers, so 192.0.2.10 (TEST-NET-1) is only named, never contacted
+    Recording("socks4", "curl-socks4-testnet", (*CURL, "--socks4", "127.0.0.1:{port}", "http://192.0.2.10:8080/")),
     Recording(
         "socks4", "curl-socks4a", (*CURL, "--socks4a", "127.0.0.1:{port}", "http://service.example.test/"), cheap=True
     ),
