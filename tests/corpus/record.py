@@ -533,6 +533,16 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     # ---- xmpp
     Recording("xmpp", "slixmpp", XMPP_CLIENT, needs=("py:slixmpp",)),
+    Recording(
+        "xmpp",
+        "sendxmpp",
+        (
+            "sh",
+            "-c",
+            "echo hi | sendxmpp -u alice -p secret -j 127.0.0.1:{port} -o chat.example.test bob@chat.example.test",
+        ),
+        needs=("sendxmpp",),
+    ),
     # ---- rdp
     Recording(
         "rdp",
