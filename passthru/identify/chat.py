@@ -9,7 +9,7 @@ domain as its ``xn--`` A-label; left out when it is not a domain), ``namespace``
 and ``version``.
 
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
-``USER`` -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
+``USER``, and ``WEBIRC`` (IRCv3, sent first by web gateways) -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
 Matches once a complete CAP LS, NICK or USER line has arrived and every line before it was one of
 these. Reports ``nick`` and ``user`` when sent.
 """
@@ -121,12 +121,14 @@ XMPP = Identifier(
     description="XMPP stream header: optional XML declaration, <stream:stream> with the streams and jabber namespaces",
 )
 
-IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ")
+IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ", b"WEBIRC ")
 IRC_MAX_LINE = 512
 NICKNAME = re.compile(rb"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 USER_LINE = re.compile(rb"USER ([^\s@:]{1,64}) (\S+) (\S+) :?([^\r\n\0]*)")
 CAP_LINE = re.compile(rb"CAP (LS(?: [0-9]{3})?|REQ :[^\r\n\0]*|END)")
 PASS_LINE = re.compile(rb"PASS :?[^\s\0]+")
+# IRCv3 WEBIRC, sent first by web gateways (KiwiIRC, The Lounge): password gateway hostname ip [:options]
+WEBIRC_LINE = re.compile(rb"WEBIRC [^\s\0:]\S* \S+ \S+ [0-9A-Fa-f.:]+(?: :?[^\r\n\0]*)?")
 
 
 def parse_irc(data: bytes) -> Fields:
@@ -167,6 +169,10 @@ def irc_line(line: bytes, fields: Fields) -> bool:
         if cap is None:
             raise Malformed("bad CAP line")
         return cap.group(1).startswith(b"LS")
+    if line.startswith(b"WEBIRC "):
+        if WEBIRC_LINE.fullmatch(line) is None:
+            raise Malformed("bad WEBIRC line")
+        return False
     if PASS_LINE.fullmatch(line) is None:
         raise Malformed("bad PASS line")
     return False
@@ -178,5 +184,5 @@ IRC = Identifier(
     identify=verdict_of(parse_irc),
     precedence=GENERIC_PRECEDENCE,
     fields={"nick": TEXT, "user": TEXT},
-    description="IRC registration: CAP LS / PASS / NICK / USER lines with valid syntax (RFC 2812 nicknames)",
+    description="IRC registration: CAP LS / PASS / WEBIRC / NICK / USER lines with valid syntax (RFC 2812 nicknames)",
 )

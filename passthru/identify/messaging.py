@@ -6,15 +6,18 @@ rules (reserved bit clear, will QoS/retain only with a will, QoS < 3, no passwor
 name before 5.0), v5 properties, and a payload (client id, will, user name, password) that fills
 the packet exactly. Reports ``version``, ``client_id`` and ``username``.
 
-``amqp``: the 8-byte protocol header of AMQP 0-8, 0-9, 0-9-1 or 1.0 (plain, TLS or SASL layer).
-Reports ``version`` and for 1.0 ``layer`` (amqp/tls/sasl).
+``amqp``: the 8-byte protocol header of AMQP 0-8 (both forms brokers accept), 0-9, 0-9-1, 0-10
+or 1.0 (plain, TLS or SASL layer). Reports ``version`` and for 1.0 ``layer`` (amqp/tls/sasl).
 
 ``stomp``: a CONNECT or STOMP frame: the command line, then ``name:value`` headers up to the empty
-line, with an ``accept-version`` or ``host`` header. Reports ``host``, ``accept_version`` and
-``login``.
+line, with an ``accept-version`` or ``host`` header -- or, as STOMP 1.0 clients send it, without
+either (``login``/``passcode`` only, or nothing) but then ended by the frame's NUL right after the
+empty line. Reports ``host``, ``accept_version`` and ``login``.
 """
 
 from __future__ import annotations
+
+import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
@@ -24,6 +27,7 @@ from passthru.identify.parsing import (
     first_header,
     header_block,
     hostname,
+    peek_u8,
     utf8_text,
     verdict_of,
 )
@@ -89,6 +93,8 @@ AMQP_HEADERS = {
     b"AMQP\x00\x00\x09\x01": ("0-9-1", None),
     b"AMQP\x01\x01\x00\x09": ("0-9", None),
     b"AMQP\x01\x01\x08\x00": ("0-8", None),
+    b"AMQP\x01\x01\x09\x01": ("0-8", None),  # the 0-8 header as the AMQP site printed it (py-amqplib sends it)
+    b"AMQP\x01\x01\x00\x0a": ("0-10", None),  # Qpid C++/Python 0-10 clients
     b"AMQP\x00\x01\x00\x00": ("1.0", "amqp"),
     b"AMQP\x02\x01\x00\x00": ("1.0", "tls"),
     b"AMQP\x03\x01\x00\x00": ("1.0", "sasl"),
@@ -106,11 +112,12 @@ AMQP = Identifier(
     identify=verdict_of(parse_amqp),
     precedence=DEFAULT_PRECEDENCE,
     fields={"version": TEXT, "layer": TEXT},
-    description="AMQP protocol header: 0-8, 0-9, 0-9-1, or 1.0 (AMQP, TLS or SASL layer)",
+    description="AMQP protocol header: 0-8, 0-9, 0-9-1, 0-10, or 1.0 (AMQP, TLS or SASL layer)",
 )
 
 STOMP_COMMANDS = (b"CONNECT\n", b"CONNECT\r\n", b"STOMP\n", b"STOMP\r\n")
 STOMP_MAX_HEADERS = 8192
+FRAME_HEADERS_END = re.compile(rb"\n\r?\n")
 
 
 def parse_stomp(data: bytes) -> Fields:
@@ -119,7 +126,10 @@ def parse_stomp(data: bytes) -> Fields:
     host = first_header(headers, b"host")
     accept = first_header(headers, b"accept-version")
     if host is None and accept is None:
-        raise Malformed("neither host nor accept-version")
+        # STOMP 1.0 (CONNECT with login/passcode only): then the frame must end right there
+        blank = FRAME_HEADERS_END.search(data, len(command) - 1)
+        if blank is None or peek_u8(data, blank.end()) != 0:
+            raise Malformed("neither host nor accept-version, and no frame end after the headers")
     fields: Fields = {}
     if host:
         fields["host"] = hostname(host)

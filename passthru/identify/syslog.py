@@ -3,7 +3,9 @@ starting with ``<PRI>`` (0..191, canonical decimal), in one of the two formats:
 
 * RFC 5424: ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID `` -- the timestamp is ``-`` or
   an RFC 3339 date-time, each field visible ASCII within its length limit (or ``-``);
-* RFC 3164 (BSD): ``<PRI>Mmm dd hh:mm:ss HOSTNAME `` with a real month and clock time.
+* RFC 3164 (BSD): ``<PRI>Mmm dd hh:mm:ss HOSTNAME `` with a real month and clock time, or with
+  an RFC 3339 timestamp instead (``<PRI>2024-05-01T12:00:00+02:00 HOSTNAME ``: rsyslog's
+  ``RSYSLOG_ForwardFormat``, syslog-ng), reported as ``rfc3164`` too.
 
 The octet count must cover at least the header. Reports ``format`` (rfc5424/rfc3164),
 ``framing`` (octet-counting/non-transparent), ``facility``, ``severity``, ``hostname`` and
@@ -93,6 +95,8 @@ def parse_message(data: bytes, start: int) -> Fields:
             raise Malformed("bad RFC 5424 timestamp")
         fields.update(format="rfc5424", hostname=host.decode(), app_name=app.decode())
         return fields
+    if data[offset : offset + 1].isdigit():
+        return forward_format(data, offset, fields)
     stamp = data[offset : offset + 15]
     if len(stamp) < 15:
         if not could_be_bsd_timestamp(stamp):
@@ -101,6 +105,22 @@ def parse_message(data: bytes, start: int) -> Fields:
     if not BSD_TIMESTAMP.fullmatch(stamp) or data[offset + 15 : offset + 16] not in (b"", b" "):
         raise Malformed("bad BSD timestamp")
     (host,) = header_fields(data, offset + 16, (("hostname", 255),))
+    fields.update(format="rfc3164", hostname=host.decode())
+    return fields
+
+
+# the characters allowed at each position of an RFC 3339 date-time up to its seconds
+RFC3339_SHAPE = tuple(b"0123456789" if c == "d" else c.encode() for c in "dddd-dd-ddTdd:dd:dd")
+
+
+def forward_format(data: bytes, offset: int, fields: Fields) -> Fields:
+    """rsyslog's and syslog-ng's forwarding format: RFC 3164 with an RFC 3339 timestamp
+    (``<PRI>2024-05-01T12:00:00.123+02:00 HOST TAG: MSG``)."""
+    if not all(char in allowed for char, allowed in zip(data[offset:], RFC3339_SHAPE, strict=False)):
+        raise Malformed("neither an RFC 5424 version nor a timestamp")
+    timestamp, host = header_fields(data, offset, (("timestamp", 32), ("hostname", 255)))
+    if RFC3339.fullmatch(timestamp) is None:
+        raise Malformed("bad RFC 3339 timestamp")
     fields.update(format="rfc3164", hostname=host.decode())
     return fields
 
