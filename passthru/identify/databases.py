@@ -35,7 +35,8 @@ command; ``find`` for a legacy query on a collection, also reported as ``collect
 
 ``memcached``: one text-protocol command line (``get``, ``set``, ``stats``, ``version``, meta
 commands, ...) with the verb's argument syntax checked (keys up to 250 bytes, no control
-characters; numeric fields numeric). Reports ``command`` and ``key``.
+characters; numeric fields numeric), or a binary-protocol request (``memcached_binary.py``).
+Reports ``command``, ``key`` and ``format`` (text/binary).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, TEXT, Fields, Identifier
+from passthru.identify.memcached_binary import REQUEST_MAGIC, parse_binary_request
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -398,6 +400,8 @@ MEMCACHED_MAX_LINE = 2048
 
 
 def parse_memcached(data: bytes) -> Fields:
+    if peek_u8(data, 0) == REQUEST_MAGIC:
+        return parse_binary_request(data)
     verb = re.match(rb"[a-z_]*", data).group(0)  # type: ignore[union-attr]
     if len(verb) == len(data):
         if not prefix_of_any(verb, MEMCACHED_VERBS):
@@ -410,7 +414,7 @@ def parse_memcached(data: bytes) -> Fields:
     line = line.rstrip(b" ")  # the server ignores empty tokens; libmemcached sends "flush_all \r\n"
     if pattern.fullmatch(line) is None:
         raise Malformed("bad arguments for the verb")
-    fields: Fields = {"command": verb.decode()}
+    fields: Fields = {"command": verb.decode(), "format": "text"}
     arguments = line.split(b" ")
     if verb not in (b"stats", b"version", b"verbosity", b"flush_all", b"mn"):
         key = arguments[2] if verb in (b"gat", b"gats") else arguments[1]
@@ -423,6 +427,9 @@ MEMCACHED = Identifier(
     name="memcached",
     identify=verdict_of(parse_memcached),
     precedence=GENERIC_PRECEDENCE,
-    fields={"command": TEXT, "key": TEXT},
-    description="Memcached text protocol command line with the verb's argument syntax checked",
+    fields={"command": TEXT, "key": TEXT, "format": TEXT},
+    description=(
+        "Memcached text protocol command line with the verb's argument syntax checked, or a binary protocol "
+        "request header whose lengths fit its opcode"
+    ),
 )

@@ -713,6 +713,8 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("memcached", "memcstat", ("memcstat", "--servers=127.0.0.1:{port}")),
     Recording("memcached", "memccat", ("memccat", "--servers=127.0.0.1:{port}", "session:42")),
     Recording("memcached", "memcflush", ("memcflush", "--servers=127.0.0.1:{port}")),
+    Recording("memcached", "memccat-binary", ("memccat", "--binary", "--servers=127.0.0.1:{port}", "session:42")),
+    Recording("memcached", "memcstat-binary", ("memcstat", "--binary", "--servers=127.0.0.1:{port}")),
     # ---- stomp
     Recording("stomp", "stomp-py-12", STOMP_CLIENT, needs=("py:stomp",)),
     Recording("stomp", "stomp-py-10", STOMP10_CLIENT, needs=("py:stomp",)),
@@ -927,6 +929,29 @@ def adb_26() -> bytes:
     return bytes(20) + b"\xff\xff\xff\xff" + header + identity
 
 
+def stomp_10_login() -> bytes:
+    """A STOMP 1.0 CONNECT as 1.0-era clients (ActiveMQ's, old stomp.py) send it: login and
+    passcode only, no ``accept-version`` or ``host``, ended by the frame's NUL."""
+    return b"CONNECT\nlogin:alice\npasscode:secret\n\n\x00"
+
+
+def irc_webirc() -> bytes:
+    """A web gateway's opening (IRCv3 WEBIRC: password, gateway, the user's host and address),
+    then the user's registration, as KiwiIRC sends it."""
+    return b"WEBIRC secret kiwiirc client.example.test 192.0.2.44\r\nCAP LS 302\r\nNICK dave\r\nUSER dave 0 * :Dave\r\n"
+
+
+def syslog_forward_format() -> bytes:
+    """rsyslog's ``RSYSLOG_ForwardFormat`` over TCP: an RFC 3164 message with an RFC 3339
+    timestamp (PRI 30: daemon.info)."""
+    return b"<30>2024-05-01T12:00:00.123456+02:00 web1 nginx[42]: upstream recovered\n"
+
+
+def amqp_0_10() -> bytes:
+    """The AMQP 0-10 protocol header (Qpid C++ and qpid-python clients)."""
+    return b"AMQP\x01\x01\x00\x0a"
+
+
 SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "tls": (("spec-sslv2-compat-hello", sslv2_compat_hello),),
     "postgres": (("spec-cancel", postgres_cancel), ("spec-gssenc", postgres_gssenc)),
@@ -940,6 +965,10 @@ SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "bitcoin": (("spec-testnet4", bitcoin_testnet4),),
     "redis": (("spec-inline-ping", redis_inline),),
     "memcached": (("spec-set", memcached_set),),
+    "stomp": (("spec-stomp-10-login", stomp_10_login),),
+    "irc": (("spec-webirc", irc_webirc),),
+    "syslog": (("spec-forward-format", syslog_forward_format),),
+    "amqp": (("spec-amqp-0-10", amqp_0_10),),
     "rdp": (("spec-broker-token", rdp_broker_token), ("spec-msts-token", rdp_msts_token)),
     "socks5": (("spec-pipelined-connect", socks5_pipelined), ("spec-pipelined-password", socks5_pipelined_password)),
     "xmpp": (("spec-server-dialback", xmpp_server_stream), ("spec-legacy-client", xmpp_legacy_client)),
