@@ -10,8 +10,9 @@ and ``version``.
 
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
 ``USER``, and ``WEBIRC`` (IRCv3, sent first by web gateways) -- each checked for its syntax
-(RFC 2812 nickname, USER with four parameters, ...). Matches once a complete CAP LS, NICK or USER line has arrived and every line before it was one of
-these. Reports ``nick`` and ``user`` when sent.
+(RFC 2812 nickname, USER with four parameters, ...). Matches once a complete CAP LS, NICK or
+USER line has arrived and every line before it was one of these. Reports ``nick`` and ``user``
+when sent.
 """
 
 from __future__ import annotations
