@@ -5,7 +5,8 @@ NUL-terminated printable user id, and for SOCKS4a (address 0.0.0.x, x != 0) a NU
 name. Reports ``command``, ``host`` (the address or 4a host name), ``port`` and ``user`` when set.
 
 ``socks5`` is a 2-byte header and up to 255 one-byte method codes: a version 5 greeting with
-distinct, assigned method codes (no 0xFF). The greeting is a complete first message, so it decides
+distinct method codes, each assigned (0x00-0x09, 0x04 included as sslh accepts it) or private
+(0x80-0xFE), never 0xFF. The greeting is a complete first message, so it decides
 on its own, whatever follows it in the same read: clients and local proxies (shadowsocks/v2ray
 style) pipeline the request, or an RFC 1929 user name/password sub-negotiation and then the
 request, without waiting for the server's method choice. When a CONNECT request follows (directly,
@@ -73,12 +74,15 @@ METHODS = {
     0x09: "json",
 }
 ATYP_IPV4, ATYP_NAME, ATYP_IPV6 = 1, 3, 4
+UNASSIGNED_LOW = 0x04
 PASSWORD_METHOD, RFC1929_VERSION = 0x02, 0x01
 
 
 def method_name(code: int) -> str:
     if code in METHODS:
         return METHODS[code]
+    if code == UNASSIGNED_LOW:
+        return "unassigned-0x04"  # between assigned codes; sslh's own tests offer it
     if 0x80 <= code <= 0xFE:
         return f"private-{code:#04x}"
     raise Malformed("unassigned SOCKS5 method")

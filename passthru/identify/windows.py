@@ -25,7 +25,6 @@ from passthru.identify.parsing import (
     Malformed,
     Reader,
     Truncated,
-    ascii_text,
     peek_u8,
     read_crlf_line,
     verdict_of,
@@ -71,11 +70,22 @@ def cookie(x224: Reader) -> Fields:
             raise Malformed("cookie line without CRLF") from None
         raise
     x224.skip(end - x224.pos)
-    if line.startswith(COOKIE):
-        return {"cookie": ascii_text(line[len(COOKIE) :], allow=b" ")}
-    if line.startswith(ROUTING_TOKEN):
-        return {"routing_token": ascii_text(line[len(ROUTING_TOKEN) :])}
-    return {"token": ascii_text(line, allow=b" \t")}
+    for prefix, name in ((COOKIE, "cookie"), (ROUTING_TOKEN, "routing_token")):
+        if line.startswith(prefix):
+            value = line_text(line[len(prefix) :])
+            return {name: value} if value else {}
+    value = line_text(line)
+    if not value:
+        raise Malformed("empty routing-token line")
+    return {"token": value}
+
+
+def line_text(raw: bytes) -> str:
+    """A cookie or token as text: any bytes but control characters. mstsc writes the user name
+    in the client's ANSI code page (so not always ASCII), hence latin-1, byte for byte."""
+    if any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in raw):
+        raise Malformed("control character in the cookie line")
+    return raw.decode("latin-1")
 
 
 def negotiation_request(x224: Reader) -> list[str]:

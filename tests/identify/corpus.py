@@ -175,6 +175,7 @@ NEAR_MISSES: dict[str, bytes] = {
     "adb: empty message with a payload length": bytes(12) + b"\x05\x00\x00\x00" + bytes(4) + b"\xff" * 4,
     "rdp: token line without CRLF": rdp_request(b"tsv://MS Terminal Services Plugin.1.Sales\n", 0x01),
     "rdp: token line with a control byte": rdp_request(b"tsv://MS\x07Plugin\r\n", 0x01),
+    "rdp: empty token line": rdp_request(b"\r\n", 0x01),
     "xmpp: BOM then html": b"\xef\xbb\xbf<html>",
     "openvpn: tls-auth HMAC of 40 bytes": bytes.fromhex("003e38")
     + bytes(8)
@@ -213,6 +214,9 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
     "stomp: 1.0 CONNECT without headers": (b"CONNECT\r\n\r\n\x00", "stomp"),
     "amqp: 0-8 as py-amqplib sends it": (b"AMQP\x01\x01\x09\x01", "amqp"),
     "amqp: 0-10 (Qpid)": (b"AMQP\x01\x01\x00\x0a", "amqp"),
+    "rdp: user name in the ANSI code page": (rdp_request(b"Cookie: mstshash=Jos\xe9\r\n", 0x03), "rdp"),
+    "rdp: empty mstshash cookie": (rdp_request(b"Cookie: mstshash=\r\n", 0x01), "rdp"),
+    "socks5: methods 1-4 (sslh's test greeting)": (b"\x05\x04\x01\x02\x03\x04", "socks5"),
     "redis: lower-case inline ping": (b"ping\r\n", "redis"),
     "redis: inline INFO": (b"INFO replication\r\n", "redis"),
     "redis: AUTH as a RESP array": (b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n", "redis"),
