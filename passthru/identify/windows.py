@@ -25,6 +25,7 @@ from passthru.identify.parsing import (
     Malformed,
     Reader,
     Truncated,
+    ascii_text,
     peek_u8,
     read_crlf_line,
     verdict_of,
