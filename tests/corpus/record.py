@@ -653,11 +653,13 @@ RECORDINGS: tuple[Recording, ...] = (
         ("sh", "-c", "nsupdate -v -t 3 < {dir}/update.txt"),
         needs=("nsupdate",),
         setup=nsupdate_script,
+        cheap=True,
     ),
     Recording(
         "dns",
         "dig-notify",
         ("dig", "+tcp", "+tries=1", "+time=2", "+opcode=notify", "@127.0.0.1", "-p", "{port}", "example.test", "SOA"),
+        cheap=True,
     ),
     # ---- bittorrent
     Recording("bittorrent", "libtorrent", bittorrent_client(2), needs=("py:libtorrent",)),
