@@ -954,6 +954,29 @@ def amqp_0_10() -> bytes:
     return b"AMQP\x01\x01\x00\x0a"
 
 
+def proxy_v2_tlvs() -> bytes:
+    """PROXY v2 over IPv6 with the TLVs a TLS-terminating proxy adds (HAProxy's
+    ``proxy-v2-options authority,unique-id``, ALPN): ALPN ``h2``, AUTHORITY (the SNI it saw),
+    UNIQUE_ID and a NOOP padding TLV. [2001:db8::1]:51000 -> [2001:db8::2]:443."""
+    addresses = (
+        bytes.fromhex("20010db8000000000000000000000001")
+        + bytes.fromhex("20010db8000000000000000000000002")
+        + struct.pack(">HH", 51000, 443)
+    )
+    tlvs = b"".join(
+        struct.pack(">BH", kind, len(value)) + value
+        for kind, value in ((0x01, b"h2"), (0x02, b"app.example.test"), (0x05, b"req-42"), (0x04, bytes(3)))
+    )
+    body = addresses + tlvs
+    return b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x21" + struct.pack(">H", len(body)) + body
+
+
+def proxy_v1_tcp6() -> bytes:
+    """A PROXY v1 line for an IPv6 client ([2001:db8::1]:51000 -> [2001:db8::2]:443) and the
+    start of what it relays."""
+    return b"PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\n\x16\x03\x01"
+
+
 SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "tls": (("spec-sslv2-compat-hello", sslv2_compat_hello),),
     "postgres": (("spec-cancel", postgres_cancel), ("spec-gssenc", postgres_gssenc)),
@@ -962,7 +985,7 @@ SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
         ("spec-op-query-shell", mongodb_legacy_shell),
         ("spec-op-query-find", mongodb_legacy_find),
     ),
-    "proxy": (("spec-v2-local", proxy_v2_local),),
+    "proxy": (("spec-v2-local", proxy_v2_local), ("spec-v2-tlvs", proxy_v2_tlvs), ("spec-v1-tcp6", proxy_v1_tcp6)),
     "tinc": (("spec-tinc-1.1", tinc_11),),
     "bitcoin": (("spec-testnet4", bitcoin_testnet4),),
     "redis": (("spec-inline-ping", redis_inline),),
