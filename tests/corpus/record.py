@@ -977,6 +977,12 @@ def proxy_v1_tcp6() -> bytes:
     return b"PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\n\x16\x03\x01"
 
 
+def syslog_cisco_asa() -> bytes:
+    """Cisco ASA's TCP syslog with ``logging timestamp``: a year in the RFC 3164 timestamp,
+    a colon and no host name (PRI 166: local4.info)."""
+    return b"<166>Jan 01 2024 12:00:00: %ASA-6-302013: Built outbound TCP connection 1\n"
+
+
 SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "tls": (("spec-sslv2-compat-hello", sslv2_compat_hello),),
     "postgres": (("spec-cancel", postgres_cancel), ("spec-gssenc", postgres_gssenc)),
@@ -992,7 +998,7 @@ SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "memcached": (("spec-set", memcached_set),),
     "stomp": (("spec-stomp-10-login", stomp_10_login),),
     "irc": (("spec-webirc", irc_webirc),),
-    "syslog": (("spec-forward-format", syslog_forward_format),),
+    "syslog": (("spec-forward-format", syslog_forward_format), ("spec-cisco-asa", syslog_cisco_asa)),
     "amqp": (("spec-amqp-0-10", amqp_0_10),),
     "rdp": (("spec-broker-token", rdp_broker_token), ("spec-msts-token", rdp_msts_token)),
     "socks5": (("spec-pipelined-connect", socks5_pipelined), ("spec-pipelined-password", socks5_pipelined_password)),

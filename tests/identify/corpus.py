@@ -128,6 +128,8 @@ NEAR_MISSES: dict[str, bytes] = {
     "syslog: PRI with a leading zero": b"<013>1 2024-01-01T00:00:00Z host app - - - msg\n",
     "syslog: bad month": b"<13>Foo 25 02:30:01 host app: x\n",
     "syslog: version 2": b"<13>2 2024-01-01T00:00:00Z host app - - - msg\n",
+    "syslog: day 00": b"<13>Jan 00 12:00:00 host app: x\n",
+    "syslog: timestamp then a dash": b"<13>Jan 10 12:00:00-host app: x\n",
     "syslog: forward format with a bad date": b"<13>2024-13x01T00:00:00Z host app: msg\n",
     "bittorrent: wrong case": b"\x13BitTorrent protocoL" + bytes(28),
     "git: wrong pkt-line length": b"0040git-upload-pack /x\x00host=a\x00",
@@ -202,6 +204,8 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
     "proxy: v1 UNKNOWN": (b"PROXY UNKNOWN\r\n", "proxy"),
     "proxy: v1 TCP6": (b"PROXY TCP6 2001:db8::1 2001:db8::2 4000 443\r\n", "proxy"),
     "syslog: octet-counted BSD": (b"34 <13>Jan  5 02:30:01 host app: x", "syslog"),
+    "syslog: Cisco ASA, year and colon": (b"<166>Jan 01 2024 12:00:00: %ASA-6-302013: Built\n", "syslog"),
+    "syslog: zero-padded day, milliseconds": (b"<14>Mar 05 09:00:00.123 edge01 app: x\n", "syslog"),
     "syslog: rsyslog forward format": (b"<13>2024-05-01T12:00:00.123456+02:00 web1 nginx[42]: up\n", "syslog"),
     "irc: PASS then NICK": (b"PASS secret\r\nNICK alice\r\nUSER alice 0 * :A\r\n", "irc"),
     "irc: WEBIRC from a web gateway": (
