@@ -75,3 +75,23 @@ def test_expected_fields_are_declared_with_their_kind(identifier: Identifier) ->
 def test_fields_files_are_for_builtins_only() -> None:
     directories = {path.parent.name for path in Path(CORPUS).glob(f"*/{FIELDS_FILE}")}
     assert directories <= set(BY_NAME)
+
+
+PIPELINED_TAILS = {
+    "the same message again": None,  # the sample itself, as a client repeating or pipelining it
+    "zero bytes": bytes(64),
+    "text": b"\r\nQUIT\r\nGET / HTTP/1.1\r\n\r\n",
+    "high bytes": bytes(range(0x80, 0x100)),
+}
+
+
+@pytest.mark.parametrize("tail", sorted(PIPELINED_TAILS))
+@pytest.mark.parametrize("sample", SAMPLES, ids=sample_id)
+def test_first_complete_message_decides_whatever_follows(sample: tuple[str, str, bytes], tail: str) -> None:
+    """A client may send more before the server answers (a pipelined request, its next frame):
+    the first message is complete, so the protocol and its fields no longer change."""
+    protocol, _, data = sample
+    extra = PIPELINED_TAILS[tail]
+    longer = data + (data if extra is None else extra)
+    assert BY_NAME[protocol].identify(longer) == BY_NAME[protocol].identify(data)
+    assert [i.name for i in BUILTINS if isinstance(i.identify(longer), dict)] == [protocol]
