@@ -93,7 +93,7 @@ default: 127.0.0.1:2
 # One corpus sample of each class of real-world opening added for issue 12, answered through the CLI.
 NEW_CLASSES = [
     "socks5/spec-pipelined-connect.bin",
-    "rdp/spec-broker-token.bin",
+    "rdp/xfreerdp-load-balance.bin",
     "openvpn/openvpn-tls-auth-md5-sha1.bin",
     "dns/nsupdate-add.bin",
     "dns/dig-notify.bin",

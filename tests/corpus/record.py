@@ -552,6 +552,20 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     Recording(
         "rdp",
+        "xfreerdp-load-balance",
+        (
+            "xvfb-run",
+            "-a",
+            "xfreerdp",
+            "/v:127.0.0.1:{port}",
+            "/u:carol",
+            "/load-balance-info:tsv://MS Terminal Services Plugin.1.Sales",
+            "/cert:ignore",
+        ),
+        needs=("xvfb-run", "xfreerdp"),
+    ),
+    Recording(
+        "rdp",
         "xfreerdp-tls",
         ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:bob", "/sec:tls", "/cert:ignore"),
         needs=("xvfb-run", "xfreerdp"),
@@ -837,12 +851,6 @@ def rdp_request(line: bytes, requested: int | None = None) -> bytes:
     return struct.pack(">BBH", 3, 0, 4 + 1 + len(x224)) + bytes([len(x224)]) + x224
 
 
-def rdp_broker_token() -> bytes:
-    """What mstsc sends to an RD Connection Broker farm: the ``tsv://`` routing token of the
-    session collection "Sales" (the .rdp file's loadbalanceinfo), asking for TLS and CredSSP."""
-    return rdp_request(b"tsv://MS Terminal Services Plugin.1.Sales\r\n", 0x03)
-
-
 def rdp_msts_token() -> bytes:
     """A load balancer's routing token (``Cookie: msts=IP.PORT.RESERVED``, [MSFT-SDLBTS]): the
     encoded address 192.0.2.20:3389 (as little-endian decimals), asking for TLS."""
@@ -1000,7 +1008,7 @@ SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "irc": (("spec-webirc", irc_webirc),),
     "syslog": (("spec-forward-format", syslog_forward_format), ("spec-cisco-asa", syslog_cisco_asa)),
     "amqp": (("spec-amqp-0-10", amqp_0_10),),
-    "rdp": (("spec-broker-token", rdp_broker_token), ("spec-msts-token", rdp_msts_token)),
+    "rdp": (("spec-msts-token", rdp_msts_token),),
     "socks5": (("spec-pipelined-connect", socks5_pipelined), ("spec-pipelined-password", socks5_pipelined_password)),
     "xmpp": (("spec-server-dialback", xmpp_server_stream), ("spec-legacy-client", xmpp_legacy_client)),
     "adb": (("spec-adb-26-empty-message", adb_26),),
