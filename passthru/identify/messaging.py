@@ -1,7 +1,8 @@
 """Message brokers: MQTT, AMQP and STOMP.
 
 ``mqtt``: a CONNECT packet (type 1, flags 0) with a minimal remaining length, protocol name
-``MQIsdp`` level 3 (3.1) or ``MQTT`` level 4 (3.1.1) or 5, connect flags that obey the spec's
+``MQIsdp`` level 3 (3.1) or ``MQTT`` level 4 (3.1.1) or 5 (3 and 4 also with the bridge bit
+0x80 a mosquitto bridge adds), connect flags that obey the spec's
 rules (reserved bit clear, will QoS/retain only with a will, QoS < 3, no password without a user
 name before 5.0), v5 properties, and a payload (client id, will, user name, password) that fills
 the packet exactly. Reports ``version``, ``client_id`` and ``username``.
@@ -37,6 +38,7 @@ MQTT_NAMES = (b"\x00\x04MQTT", b"\x00\x06MQIsdp")
 MQTT_VERSIONS = {(b"\x00\x06MQIsdp", 3): "3.1", (b"\x00\x04MQTT", 4): "3.1.1", (b"\x00\x04MQTT", 5): "5.0"}
 MQTT_MAX_CONNECT = 1024 * 1024
 WILL, WILL_QOS, WILL_RETAIN, PASSWORD, USERNAME = 0x04, 0x18, 0x20, 0x40, 0x80
+BRIDGE = 0x80  # added to the protocol level by bridging brokers (mosquitto's try_private)
 
 
 def mqtt_string(packet: Reader) -> str:
@@ -52,6 +54,8 @@ def parse_mqtt(data: bytes) -> Fields:
     body = packet.sub(remaining)
     name = body.expect_any(MQTT_NAMES)
     level = body.u8()
+    if level & BRIDGE and level & ~BRIDGE < 5:  # a mosquitto bridge's try_private marker
+        level &= ~BRIDGE
     version = MQTT_VERSIONS.get((name, level))
     if version is None:
         raise Malformed("unknown protocol name and level")

@@ -278,6 +278,24 @@ def git_repository(directory: Path, port: int, extra: int) -> None:
     run("git", "-C", str(directory / "work"), "add", "README")
 
 
+def mosquitto_bridge(directory: Path, port: int, extra: int) -> None:
+    """A mosquitto broker on a second loopback port bridging to the recorder (try_private on,
+    as by default: the CONNECT's protocol level carries the bridge bit 0x80)."""
+    write(
+        directory / "mosquitto.conf",
+        f"""
+        listener {extra} {LOOPBACK}
+        persistence false
+        connection uplink
+        address {LOOPBACK}:{port}
+        remote_clientid bridge-1
+        topic sensors/# out 0
+        bridge_protocol_version mqttv311
+        try_private true
+        """,
+    )
+
+
 def nsupdate_script(directory: Path, port: int, extra: int) -> None:
     """An RFC 2136 UPDATE adding one A record; ``server`` and ``zone`` given, so nsupdate sends
     the UPDATE itself (no SOA lookup first)."""
@@ -647,6 +665,13 @@ RECORDINGS: tuple[Recording, ...] = (
             "-m",
             "m",
         ),
+    ),
+    Recording(
+        "mqtt",
+        "mosquitto-bridge",
+        ("mosquitto", "-c", "{dir}/mosquitto.conf"),
+        needs=("mosquitto",),
+        setup=mosquitto_bridge,
     ),
     # ---- dns
     Recording(

@@ -119,6 +119,7 @@ NEAR_MISSES: dict[str, bytes] = {
     "mqtt: level 6": b"\x10\x0c\x00\x04MQTT\x06\x02\x00\x3c\x00\x00",
     "mqtt: MQTT name with level 3": b"\x10\x0c\x00\x04MQTT\x03\x02\x00\x3c\x00\x00",
     "mqtt: length mismatch": b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x00",
+    "mqtt: bridge bit on level 5": b"\x10\x0d\x00\x04MQTT\x85\x02\x00\x3c\x00\x00\x00",
     "dns: response": bytes.fromhex("001d12348180000100000000000003777777076578616d706c6503636f6d0000010001")[:31],
     "dns: two questions": bytes.fromhex("001d12340100000200000000000003777777076578616d706c6503636f6d0000010001")[:31],
     "dns: pointer in question": bytes.fromhex("0012123401000001000000000000c00c00010001"),
