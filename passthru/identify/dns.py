@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
-from passthru.identify.parsing import Malformed, Reader, is_printable_ascii, verdict_of
+from passthru.identify.parsing import Malformed, Reader, Truncated, is_printable_ascii, verdict_of
 
 MIN_QUERY, MAX_QUERY = 17, 1024
 AA, RD, AD, CD = 0x0400, 0x0100, 0x0020, 0x0010
@@ -125,6 +125,8 @@ def parse_dns(data: bytes) -> Fields:
     answers, authority, additional = message.u16(), message.u16(), message.u16()
     if answers > kind.max_answers or authority > kind.max_authority or additional > kind.max_additional:
         raise Malformed("too many records for the request")
+    if len(data) < 2 + length:  # walk the records once, when all are here (an UPDATE may be long)
+        raise Truncated(2 + length)
     qname = domain_name(message, pointers=False)
     qtype = message.u16()
     if qtype == 0 or message.u16() not in CLASSES or (kind.name == "update" and qtype != SOA):
