@@ -44,6 +44,11 @@ Conflicts resolved (by making the rules disjoint, not by precedence):
   SMB needs ``\\xffSMB``/``\\xfeSMB`` at byte 4.
 * ``tls`` SSLv2-format hellos vs anything with a high first byte: the hello's three lengths must
   add up to the 15-bit record length.
+* ``memcached`` binary requests vs ``tls`` SSLv2-format hellos (both start with 0x80): the
+  hello's message type 1 and version major (bytes 2-3) read as a key length of 256 or more,
+  over memcached's 250.
+* ``adb`` after adb 26's empty message vs ``dns``/``postgres``/``smb`` (zero bytes first): the
+  whole 24-byte empty message, ending 0xffffffff, then ``CNXN``.
 * ``tinc`` vs ``syslog`` octet counting: ``0 `` then a node name vs a non-zero count then ``<``.
 """
 
