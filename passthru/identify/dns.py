@@ -2,7 +2,8 @@
 
 * a standard query (opcode QUERY): exactly one question, no answers, at most one authority
   record (IXFR carries the client's SOA there) and at most two additional records (EDNS OPT,
-  TSIG); at most 1024 bytes, as a query is small;
+  TSIG); or no question but an OPT record (RFC 7873 5.4, ``dig +header-only``: learning a
+  server cookie); at most 1024 bytes, as a query is small;
 * a NOTIFY (opcode 4, RFC 1996; ``dig +opcode=notify``, a primary telling its secondaries): one
   question, at most one answer (the new SOA), no authority records, at most two additional;
   at most 1024 bytes, AA allowed (primaries set it);
@@ -15,8 +16,8 @@ is 1-63 byte labels of visible ASCII, at most 255 bytes, no compression pointer;
 CH, HS, NONE or ANY. The records after it are walked and must fill the message exactly.
 
 Reports ``opcode`` (``query``, ``notify``, ``update``), ``qname`` (the question, or the zone of
-an UPDATE; lower case, no trailing dot; ``.`` for the root) and ``qtype`` (``A``, ``AAAA``, ...
-or ``TYPE<n>``; ``SOA`` for an UPDATE).
+an UPDATE; lower case, no trailing dot; ``.`` for the root; absent without a question) and
+``qtype`` (``A``, ``AAAA``, ... or ``TYPE<n>``; ``SOA`` for an UPDATE).
 """
 
 from __future__ import annotations
@@ -121,22 +122,27 @@ def parse_dns(data: bytes) -> Fields:
     kind = KINDS.get(flags >> 11 & 0x1F)  # QR and opcode: QR must be 0
     if kind is None or flags & 0x07FF & ~kind.flags or length > kind.max_length:
         raise Malformed("not a query, notify or update request")
-    message.expect(b"\x00\x01")  # one question (one zone)
-    answers, authority, additional = message.u16(), message.u16(), message.u16()
+    questions, answers, authority, additional = message.u16(), message.u16(), message.u16(), message.u16()
+    # one question (one zone); none only in a query that carries an OPT, to learn a server cookie
+    if questions != 1 and not (questions == 0 and kind.name == "query" and additional):
+        raise Malformed("not one question")
     if answers > kind.max_answers or authority > kind.max_authority or additional > kind.max_additional:
         raise Malformed("too many records for the request")
     if len(data) < 2 + length:  # walk the records once, when all are here (an UPDATE may be long)
         raise Truncated(2 + length)
-    qname = domain_name(message, pointers=False)
-    qtype = message.u16()
-    if qtype == 0 or message.u16() not in CLASSES or (kind.name == "update" and qtype != SOA):
-        raise Malformed("bad question type or class")
+    fields: Fields = {"opcode": kind.name}
+    if questions:
+        fields["qname"] = domain_name(message, pointers=False)
+        qtype = message.u16()
+        if qtype == 0 or message.u16() not in CLASSES or (kind.name == "update" and qtype != SOA):
+            raise Malformed("bad question type or class")
+        fields["qtype"] = QTYPES.get(qtype, f"TYPE{qtype}")
     for _ in range(answers + authority + additional):
         domain_name(message, pointers=True)
         message.skip(8)  # type, class, ttl
         message.vec16()
     message.finish()
-    return {"opcode": kind.name, "qname": qname, "qtype": QTYPES.get(qtype, f"TYPE{qtype}")}
+    return fields
 
 
 DNS = Identifier(

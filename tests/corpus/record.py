@@ -696,6 +696,12 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     Recording(
         "dns",
+        "dig-header-only",
+        ("dig", "+tcp", "+header-only", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}"),
+        cheap=True,
+    ),
+    Recording(
+        "dns",
         "dig-notify",
         ("dig", "+tcp", "+tries=1", "+time=2", "+opcode=notify", "@127.0.0.1", "-p", "{port}", "example.test", "SOA"),
         cheap=True,

@@ -174,6 +174,8 @@ NEAR_MISSES: dict[str, bytes] = {
     "dns: UPDATE response": dns_message(0xA800, (1, 0, 0, 0), ZONE_SOA),
     "dns: NOTIFY with authority records": dns_message(0x2400, (1, 0, 1, 0), ZONE_SOA + DELETE_RRSET),
     "dns: opcode 2 (STATUS)": dns_message(0x1000, (1, 0, 0, 0), ZONE_SOA),
+    "dns: no question and no OPT": dns_message(0x0100, (0, 0, 0, 0), bytes(6)),
+    "dns: UPDATE without a zone": dns_message(0x2800, (0, 0, 0, 1), b"\x00" + struct.pack(">HHIH", 41, 1232, 0, 0)),
     "adb: empty message then garbage": bytes(20) + b"\xff\xff\xff\xffXXXX" + bytes(20),
     "adb: empty message with a payload length": bytes(12) + b"\x05\x00\x00\x00" + bytes(4) + b"\xff" * 4,
     "rdp: token line without CRLF": rdp_request(b"tsv://MS Terminal Services Plugin.1.Sales\n", 0x01),
