@@ -224,6 +224,10 @@ TRICKY_MATCHES: dict[str, tuple[bytes, str]] = {
     "rdp: user name in the ANSI code page": (rdp_request(b"Cookie: mstshash=Jos\xe9\r\n", 0x03), "rdp"),
     "rdp: empty mstshash cookie": (rdp_request(b"Cookie: mstshash=\r\n", 0x01), "rdp"),
     "socks5: methods 1-4 (sslh's test greeting)": (b"\x05\x04\x01\x02\x03\x04", "socks5"),
+    "socks5: four methods, a request and its data in one write (scanners)": (
+        b"\x05\x04\x00\x01\x02\x80\x05\x01\x00\x03\x0bexample.net\x00\x50GET / HTTP/1.0\r\n\r\n",
+        "socks5",
+    ),
     "redis: lower-case inline ping": (b"ping\r\n", "redis"),
     "redis: inline INFO": (b"INFO replication\r\n", "redis"),
     "redis: AUTH as a RESP array": (b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n", "redis"),
