@@ -17,7 +17,8 @@ with a known command, but only where the line cannot be another text protocol's 
   case-sensitive), beanstalkd's ``watch``, ZooKeeper's four-letter ``dump``, Gearman's admin
   ``shutdown``;
 * not a line ending like a request line of another protocol (``GET / HTTP/1.1``, SIP's
-  ``... SIP/2.0``, HTTP/0.9's ``GET /path``), and ASCII only.
+  ``... SIP/2.0``, HTTP/0.9's ``GET /path``), and ASCII only;
+* not a command that needs arguments standing alone (``MOVE``, ``LCS``: Redis refuses them).
 
 So ``AUTH secret`` or ``QUIT`` typed into telnet are left to the other identifiers (a Redis
 client library sends them as RESP arrays, which are claimed). Reports ``command`` (upper case)
@@ -151,6 +152,15 @@ MEMCACHED_VERBS = frozenset(
 )
 # Redis commands that other line protocols' clients send as their first line: never claimed inline.
 SHARED_WORDS = frozenset(b"AUTH QUIT TYPE".split())  # SMTP/POP3/FTP AUTH, everyone's QUIT, FTP TYPE
+# Commands Redis runs without arguments (arity -1 or 1); any other alone on a line is refused by
+# Redis itself, so such a line ("MOVE", "LCS") is no Redis client's.
+WITHOUT_ARGUMENTS = frozenset(
+    b"""
+    ASKING BGREWRITEAOF BGSAVE COMMAND DBSIZE DISCARD EXEC FAILOVER FLUSHALL FLUSHDB HELLO INFO
+    LASTSAVE LOLWUT MONITOR MULTI PING PUNSUBSCRIBE RANDOMKEY READONLY READWRITE RESET
+    ROLE SAVE SHUTDOWN SUNSUBSCRIBE SYNC TIME UNSUBSCRIBE UNWATCH
+    """.split()
+)
 # Lower-case verbs of lower-case line protocols that are also Redis commands.
 LOWER_CASE_VERBS = MEMCACHED_VERBS | frozenset(b"watch dump shutdown".split())  # beanstalkd, ZooKeeper, Gearman
 
@@ -195,6 +205,8 @@ def parse_inline(data: bytes) -> Fields:
         raise Malformed("not a Redis command, or one other text protocols share")
     if word in LOWER_CASE_VERBS:
         raise Malformed("a lower-case verb of another line protocol")
+    if data[len(word)] != ord(" ") and word.upper() not in WITHOUT_ARGUMENTS:
+        raise Malformed("a Redis command that needs arguments, alone on its line")
     line, _ = read_line(data, 0, REDIS_MAX_INLINE)
     if OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
         raise Malformed("a line of another text protocol")

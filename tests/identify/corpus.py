@@ -168,6 +168,8 @@ NEAR_MISSES: dict[str, bytes] = {
     "redis: beanstalkd watch": b"watch jobs\r\n",
     "redis: ZooKeeper dump": b"dump\r\n",
     "redis: SIP PUBLISH": b"PUBLISH sip:alice@example.test SIP/2.0\r\n",
+    "redis: a command that needs arguments, alone": b"MOVE\r\n",
+    "redis: STOMP SUBSCRIBE frame": b"SUBSCRIBE\nid:0\ndestination:/queue/a\n\n\x00",
     "dns: UPDATE with two zones": dns_message(0x2800, (2, 0, 0, 0), ZONE_SOA + ZONE_SOA),
     "dns: UPDATE zone of type A": dns_message(0x2800, (1, 0, 0, 0), ZONE_SOA[:-4] + struct.pack(">HH", 1, 1)),
     "dns: UPDATE with a record missing": dns_message(0x2800, (1, 0, 2, 0), ZONE_SOA + DELETE_RRSET),
