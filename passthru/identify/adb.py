@@ -5,6 +5,10 @@ max payload 4 KiB..1 MiB, payload length within it, payload checksum (the byte s
 from version 0x01000001 on, which skips it), and the magic ``command ^ 0xffffffff``. The payload
 is the system identity ``TYPE:SERIAL:BANNER`` with a known TYPE. Reports ``system_type``,
 ``version`` and ``features`` (from the banner).
+
+adb 26.0.0 (rc1-4321094, by an unintended change, android-review 342653) sends an empty message
+first: a 24-byte header of zeros whose magic is 0xffffffff (command 0 XOR 0xffffffff), no
+payload. The CNXN after it is checked the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from passthru.identify.base import DEFAULT_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, verdict_of
 
 CNXN = b"CNXN"
+EMPTY_MESSAGE = bytes(20) + b"\xff\xff\xff\xff"
 VERSIONS = {0x01000000: "1.0.0", 0x01000001: "1.0.1"}
 MIN_MAXDATA, MAX_MAXDATA = 4096, 1024 * 1024
 MAX_IDENTITY = 64 * 1024
@@ -21,7 +26,9 @@ SYSTEM_TYPES = ("host", "device", "bootloader", "recovery", "sideload", "rescue"
 
 def parse_adb(data: bytes) -> Fields:
     header = Reader(data)
-    header.expect(CNXN)
+    if header.expect_any((CNXN, EMPTY_MESSAGE[:4])) != CNXN:
+        header.expect(EMPTY_MESSAGE[4:])
+        header.expect(CNXN)
     version = header.u32le()
     if version not in VERSIONS:
         raise Malformed("unknown ADB protocol version")
@@ -52,5 +59,8 @@ ADB = Identifier(
     identify=verdict_of(parse_adb),
     precedence=DEFAULT_PRECEDENCE,
     fields={"system_type": TEXT, "version": TEXT, "features": TEXT},
-    description="ADB CNXN message: header fields, magic, payload checksum and a TYPE:SERIAL:BANNER identity",
+    description=(
+        "ADB CNXN message (after adb 26's empty message too): header fields, magic, payload checksum and a "
+        "TYPE:SERIAL:BANNER identity"
+    ),
 )

@@ -1,15 +1,18 @@
 """Chat protocols whose client speaks first: XMPP (client or server stream) and IRC.
 
-``xmpp``: an optional XML declaration, then the ``<stream:stream`` start tag, read to its ``>``;
-its attributes must be well formed, ``xmlns:stream`` must be the XMPP streams namespace and
-``xmlns`` ``jabber:client`` or ``jabber:server``. Reports ``to`` (the domain, lower case),
-``namespace`` (client/server) and ``version``.
+``xmpp``: an optional UTF-8 byte order mark, an optional XML declaration (either quote style),
+optional white space, then the ``<stream:stream`` start tag, read to its ``>``; its attributes
+(single- or double-quoted, any order) must be well formed, ``xmlns:stream`` must be the XMPP
+streams namespace and ``xmlns`` ``jabber:client`` (a client) or ``jabber:server`` (a server
+opening a server-to-server stream). Reports ``to`` (the domain, lower case; an internationalised
+domain as its ``xn--`` A-label; left out when it is not a domain), ``namespace`` (client/server)
+and ``version``.
 
 ``irc``: the registration lines a client opens with -- ``CAP LS [302]``, ``PASS``, ``NICK``,
-``USER`` -- each checked for its syntax (RFC 2812 nickname, USER with four parameters, ...).
-Matches once a complete CAP LS, NICK or USER line has arrived and every line before it was one of
-these (at most 64 lines are read: then it matches if one of them identified IRC). Reports ``nick``
-and ``user`` when sent.
+``USER``, and ``WEBIRC`` (IRCv3, sent first by web gateways) -- each checked for its syntax
+(RFC 2812 nickname, USER with four parameters, ...). Matches once a complete CAP LS, NICK or
+USER line has arrived and every line before it was one of these (at most 64 lines are read: then
+it matches if one of them identified IRC). Reports ``nick`` and ``user`` when sent.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from passthru.identify.parsing import (
     Truncated,
     ascii_text,
     expect_one_of,
+    expect_prefix,
     hostname,
     verdict_of,
 )
 
 XML_DECLARATION = re.compile(rb"<\?xml(?:\s+[A-Za-z:]+\s*=\s*(?:'[^'<>]*'|\"[^\"<>]*\"))*\s*\?>\s*")
 STREAM_TAG = b"<stream:stream"
+BOM = b"\xef\xbb\xbf"
+LEADING_SPACE = re.compile(rb"[ \t\r\n]{0,64}")
 ATTRIBUTE = re.compile(rb"\s+([A-Za-z_][A-Za-z0-9_.:-]*)\s*=\s*(?:'([^'<]*)'|\"([^\"<]*)\")")
 TAG_END = re.compile(rb"\s*>")
 # What may follow the complete attributes while more bytes are coming: the start of one more
@@ -41,14 +47,21 @@ MAX_HEADER = 4096
 
 
 def parse_xmpp(data: bytes) -> Fields:
-    expect_one_of(data, (b"<?xml", STREAM_TAG))
     offset = 0
-    if data.startswith(b"<?xml"):
+    if data[:1] == BOM[:1]:
+        expect_prefix(data, BOM)
+        offset = len(BOM)
+    offset = LEADING_SPACE.match(data, offset).end()  # type: ignore[union-attr]
+    try:
+        expect_one_of(data[offset:], (b"<?xml", STREAM_TAG))
+    except Truncated:
+        raise Truncated(len(data) + 1) from None
+    if data.startswith(b"<?xml", offset):
         if b"?>" not in data:
             if len(data) > MAX_HEADER or b">" in data:
                 raise Malformed("bad XML declaration")
             raise Truncated(len(data) + 1)
-        declaration = XML_DECLARATION.match(data)
+        declaration = XML_DECLARATION.match(data, offset)
         if declaration is None:
             raise Malformed("bad XML declaration")
         offset = declaration.end()
@@ -82,11 +95,22 @@ def stream_attributes(data: bytes, offset: int) -> Fields:
     if namespace is None:
         raise Malformed("stream namespace is neither jabber:client nor jabber:server")
     fields: Fields = {"namespace": namespace}
-    if attributes.get(b"to"):
-        fields["to"] = hostname(attributes[b"to"])
+    domain = stream_domain(attributes.get(b"to", b""))
+    if domain:
+        fields["to"] = domain
     if attributes.get(b"version"):
         fields["version"] = ascii_text(attributes[b"version"])
     return fields
+
+
+def stream_domain(raw: bytes) -> str | None:
+    """The ``to`` domain as routes compare host names (A-labels, lower case); None when absent
+    or not a domain: the stream is still XMPP, there is just no ``to`` to route on."""
+    try:
+        text = raw.decode("utf-8")
+        return hostname(text.encode("idna") if not text.isascii() else raw) if text else None
+    except (UnicodeError, Malformed):
+        return None
 
 
 XMPP = Identifier(
@@ -98,13 +122,15 @@ XMPP = Identifier(
     description="XMPP stream header: optional XML declaration, <stream:stream> with the streams and jabber namespaces",
 )
 
-IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ")
+IRC_COMMANDS = (b"CAP ", b"PASS ", b"NICK ", b"USER ", b"WEBIRC ")
 IRC_MAX_LINE = 512
 IRC_MAX_LINES = 64  # a registration is a handful of lines; decide after this many, like HTTP's header cap
 NICKNAME = re.compile(rb"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,63}")
 USER_LINE = re.compile(rb"USER ([^\s@:]{1,64}) (\S+) (\S+) :?([^\r\n\0]*)")
 CAP_LINE = re.compile(rb"CAP (LS(?: [0-9]{3})?|REQ :[^\r\n\0]*|END)")
 PASS_LINE = re.compile(rb"PASS :?[^\s\0]+")
+# IRCv3 WEBIRC, sent first by web gateways (KiwiIRC, The Lounge): password gateway hostname ip [:options]
+WEBIRC_LINE = re.compile(rb"WEBIRC [^\s\0:]\S* \S+ \S+ [0-9A-Fa-f.:]+(?: :?[^\r\n\0]*)?")
 
 
 class IrcRegistration(Resumable):
@@ -161,6 +187,10 @@ def irc_line(line: bytes, fields: Fields) -> bool:
         if cap is None:
             raise Malformed("bad CAP line")
         return cap.group(1).startswith(b"LS")
+    if line.startswith(b"WEBIRC "):
+        if WEBIRC_LINE.fullmatch(line) is None:
+            raise Malformed("bad WEBIRC line")
+        return False
     if PASS_LINE.fullmatch(line) is None:
         raise Malformed("bad PASS line")
     return False
@@ -173,5 +203,5 @@ IRC = Identifier(
     session=IrcRegistration,
     precedence=GENERIC_PRECEDENCE,
     fields={"nick": TEXT, "user": TEXT},
-    description="IRC registration: CAP LS / PASS / NICK / USER lines with valid syntax (RFC 2812 nicknames)",
+    description="IRC registration: CAP LS / PASS / WEBIRC / NICK / USER lines with valid syntax (RFC 2812 nicknames)",
 )

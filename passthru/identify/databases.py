@@ -6,22 +6,38 @@ exactly, ``user`` among them; or an SSLRequest, GSSENCRequest (8 bytes) or Cance
 bytes and up, for 3.2's longer keys). Reports ``request`` (startup/ssl/gssenc/cancel) and, for a
 startup, ``user``, ``database``, ``application_name`` and ``protocol``.
 
-``redis``: a RESP array ``*N\\r\\n$L\\r\\nNAME\\r\\n`` whose first element is a known command (or
-a module command ``NS.CMD``), or an inline command line (``PING\\r\\n``) starting with a known
-command. Inline lines are not claimed when they are a lower-case Memcached verb (``get k`` is
-Memcached's: its commands are case-sensitive lower case) or end like a request line of another
-text protocol (``GET / HTTP/1.1``, or HTTP/0.9's ``GET /path``). Reports ``command`` (upper
-case) and ``format`` (resp/inline).
+``redis``: a RESP array ``*N\r\n$L\r\nNAME\r\n`` whose first element is a known command (or
+a module command ``NS.CMD``) -- what every Redis client library and ``redis-cli`` send -- or an
+inline command line (``PING\r\n``, typed into telnet or sent by ``nc`` health checks) starting
+with a known command, but only where the line cannot be another text protocol's first line:
+
+* not a word other line protocols' clients also send first: ``AUTH`` (SMTP, POP3, FTP
+  ``AUTH TLS``), ``QUIT`` (all of them), ``TYPE`` (FTP), in any case; and not the lower-case
+  verbs of lower-case protocols: Memcached's (``get k``, ``touch``, its commands are
+  case-sensitive), beanstalkd's ``watch``, ZooKeeper's four-letter ``dump``, Gearman's admin
+  ``shutdown``;
+* not a line ending like a request line of another protocol (``GET / HTTP/1.1``, SIP's
+  ``... SIP/2.0``, HTTP/0.9's ``GET /path``), and ASCII only;
+* not a command that needs arguments standing alone (``MOVE``, ``LCS``: Redis refuses them).
+
+So ``AUTH secret`` or ``QUIT`` typed into telnet are left to the other identifiers (a Redis
+client library sends them as RESP arrays, which are claimed). Reports ``command`` (upper case)
+and ``format`` (resp/inline).
 
 ``mongodb``: a wire-protocol message header (length 17 B..1 MiB, since a connection opens with
 the small handshake; responseTo 0) with OP_MSG (2013: only defined flag bits, exactly one body
-section, every BSON document well formed and filling its section) or OP_QUERY (2004:
-``db.collection`` name, well-formed query document).
-Reports ``opcode``, ``command`` (the body's first key, e.g. ``hello``) and ``database``.
+section, every BSON document well formed and filling its section) or OP_QUERY (2004, the
+legacy opcode older drivers and the 3.x shell still open with: flags of bits 1-7 only, a
+``db.collection`` name, a well-formed query document and optional field selector filling the
+message). Reports ``opcode``, ``command`` (the body's first key, e.g. ``hello``/``isMaster``; for an
+OP_QUERY on ``db.$cmd`` wrapped as ``{$query: {...}, $readPreference: ...}`` the wrapped
+command; ``find`` for a legacy query on a collection, also reported as ``collection``) and
+``database``.
 
 ``memcached``: one text-protocol command line (``get``, ``set``, ``stats``, ``version``, meta
 commands, ...) with the verb's argument syntax checked (keys up to 250 bytes, no control
-characters; numeric fields numeric). Reports ``command`` and ``key``.
+characters; numeric fields numeric), or a binary-protocol request (``memcached_binary.py``).
+Reports ``command``, ``key`` and ``format`` (text/binary).
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.incremental import LineScanner, Resumable
+from passthru.identify.memcached_binary import REQUEST_MAGIC, parse_binary_request
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -144,6 +161,19 @@ MEMCACHED_VERBS = frozenset(
     b"get gets gat gats set add replace append prepend cas incr decr delete touch stats version "
     b"verbosity flush_all mg ms md ma mn me".split()
 )
+# Redis commands that other line protocols' clients send as their first line: never claimed inline.
+SHARED_WORDS = frozenset(b"AUTH QUIT TYPE".split())  # SMTP/POP3/FTP AUTH, everyone's QUIT, FTP TYPE
+# Commands Redis runs without arguments (arity -1 or 1); any other alone on a line is refused by
+# Redis itself, so such a line ("MOVE", "LCS") is no Redis client's.
+WITHOUT_ARGUMENTS = frozenset(
+    b"""
+    ASKING BGREWRITEAOF BGSAVE COMMAND DBSIZE DISCARD EXEC FAILOVER FLUSHALL FLUSHDB HELLO INFO
+    LASTSAVE LOLWUT MONITOR MULTI PING PUNSUBSCRIBE RANDOMKEY READONLY READWRITE RESET
+    ROLE SAVE SHUTDOWN SUNSUBSCRIBE SYNC TIME UNSUBSCRIBE UNWATCH
+    """.split()
+)
+# Lower-case verbs of lower-case line protocols that are also Redis commands.
+LOWER_CASE_VERBS = MEMCACHED_VERBS | frozenset(b"watch dump shutdown".split())  # beanstalkd, ZooKeeper, Gearman
 
 
 def redis_command(name: bytes) -> str:
@@ -194,10 +224,12 @@ def parse_inline(data: bytes, lines: LineScanner) -> Fields:
         raise Malformed("inline command is not a word")
     # Decided by the word alone, before waiting for the line end: "no match" must not turn into
     # "need more" when a CR or a space follows an unknown word (found by tests/fuzz/).
-    if word.upper() not in REDIS_COMMANDS:
-        raise Malformed("unknown Redis command")
-    if word in MEMCACHED_VERBS:
-        raise Malformed("a Memcached command line")
+    if word.upper() not in REDIS_COMMANDS or word.upper() in SHARED_WORDS:
+        raise Malformed("not a Redis command, or one other text protocols share")
+    if word in LOWER_CASE_VERBS:
+        raise Malformed("a lower-case verb of another line protocol")
+    if data[len(word)] != ord(" ") and word.upper() not in WITHOUT_ARGUMENTS:
+        raise Malformed("a Redis command that needs arguments, alone on its line")
     line = lines.next(data, REDIS_MAX_INLINE)
     if OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
         raise Malformed("a line of another text protocol")
@@ -211,7 +243,10 @@ REDIS = Identifier(
     session=RedisCommand,
     precedence=DEFAULT_PRECEDENCE,
     fields={"command": TEXT, "format": TEXT},
-    description="Redis RESP array whose first bulk string is a known command, or an inline command line",
+    description=(
+        "Redis RESP array whose first bulk string is a known command, or an inline command line no other "
+        "text protocol could send (not AUTH/QUIT/TYPE, not a lower-case Memcached verb)"
+    ),
 )
 
 # ----------------------------------------------------------------------------------- MongoDB
@@ -225,7 +260,8 @@ BSON_MAX_DEPTH = 32
 
 
 def bson_document(reader: Reader, depth: int = 0) -> list[tuple[bytes, int, bytes]]:
-    """Walk one BSON document; (key, type, value bytes of strings) for its top-level elements."""
+    """Walk one BSON document; (key, type, value) for its top-level elements, the value being
+    a string's bytes or a sub-document's first key (empty for other types)."""
     if depth > BSON_MAX_DEPTH:
         raise Malformed("BSON nested too deeply")
     document = sized(reader, 5)
@@ -242,7 +278,8 @@ def bson_document(reader: Reader, depth: int = 0) -> list[tuple[bytes, int, byte
         elif kind in BSON_STRINGS:
             value = bson_string(document)
         elif kind in (0x03, 0x04):
-            bson_document(document, depth + 1)
+            nested = bson_document(document, depth + 1)
+            value = nested[0][0] if nested else b""  # a sub-document's first key ($query's command)
         elif kind == 0x05:
             size = document.u32le()
             document.skip(1 + size)
@@ -337,14 +374,19 @@ def op_query(body: Reader) -> Fields:
     if flags & ~OP_QUERY_FLAGS:
         raise Malformed("undefined OP_QUERY flag bits")
     collection = ascii_text(body.cstring(), allow=b"")
-    database, dot, _ = collection.partition(".")
-    if not database or not dot:
+    database, _, collection_name = collection.partition(".")
+    if not database or not collection_name:
         raise Malformed("collection name is not db.collection")
     body.skip(8)  # numberToSkip, numberToReturn
-    fields = command_fields(bson_document(body))
+    elements = bson_document(body)
     if body.remaining:
         bson_document(body)  # returnFieldsSelector
     body.finish()
+    if collection_name != "$cmd":  # a legacy find on a collection, not a command
+        return {"opcode": "OP_QUERY", "command": "find", "database": database, "collection": collection_name}
+    fields = command_fields(elements)
+    if elements[0][0] in (b"$query", b"query") and elements[0][1] == 0x03 and elements[0][2]:
+        fields["command"] = elements[0][2].decode("utf-8", "replace")  # {$query: {cmd}, $readPreference}
     return {"opcode": "OP_QUERY", **fields, "database": database}
 
 
@@ -353,7 +395,7 @@ MONGODB = Identifier(
     name="mongodb",
     identify=verdict_of(parse_mongodb),
     precedence=DEFAULT_PRECEDENCE,
-    fields={"opcode": TEXT, "command": TEXT, "database": TEXT},
+    fields={"opcode": TEXT, "command": TEXT, "database": TEXT, "collection": TEXT},
     description="MongoDB wire message: OP_MSG or OP_QUERY, responseTo 0, well-formed BSON filling the message",
 )
 
@@ -394,6 +436,8 @@ MEMCACHED_MAX_LINE = 2048
 
 
 def parse_memcached(data: bytes) -> Fields:
+    if peek_u8(data, 0) == REQUEST_MAGIC:
+        return parse_binary_request(data)
     verb = re.match(rb"[a-z_]*", data).group(0)  # type: ignore[union-attr]
     if len(verb) == len(data):
         if not prefix_of_any(verb, MEMCACHED_VERBS):
@@ -406,7 +450,7 @@ def parse_memcached(data: bytes) -> Fields:
     line = line.rstrip(b" ")  # the server ignores empty tokens; libmemcached sends "flush_all \r\n"
     if pattern.fullmatch(line) is None:
         raise Malformed("bad arguments for the verb")
-    fields: Fields = {"command": verb.decode()}
+    fields: Fields = {"command": verb.decode(), "format": "text"}
     arguments = line.split(b" ")
     if verb not in (b"stats", b"version", b"verbosity", b"flush_all", b"mn"):
         key = arguments[2] if verb in (b"gat", b"gats") else arguments[1]
@@ -419,6 +463,9 @@ MEMCACHED = Identifier(
     name="memcached",
     identify=verdict_of(parse_memcached),
     precedence=GENERIC_PRECEDENCE,
-    fields={"command": TEXT, "key": TEXT},
-    description="Memcached text protocol command line with the verb's argument syntax checked",
+    fields={"command": TEXT, "key": TEXT, "format": TEXT},
+    description=(
+        "Memcached text protocol command line with the verb's argument syntax checked, or a binary protocol "
+        "request header whose lengths fit its opcode"
+    ),
 )

@@ -1,20 +1,24 @@
 """Message brokers: MQTT, AMQP and STOMP.
 
 ``mqtt``: a CONNECT packet (type 1, flags 0) with a minimal remaining length, protocol name
-``MQIsdp`` level 3 (3.1) or ``MQTT`` level 4 (3.1.1) or 5, connect flags that obey the spec's
+``MQIsdp`` level 3 (3.1) or ``MQTT`` level 4 (3.1.1) or 5 (3 and 4 also with the bridge bit
+0x80 a mosquitto bridge adds), connect flags that obey the spec's
 rules (reserved bit clear, will QoS/retain only with a will, QoS < 3, no password without a user
 name before 5.0), v5 properties, and a payload (client id, will, user name, password) that fills
 the packet exactly. Reports ``version``, ``client_id`` and ``username``.
 
-``amqp``: the 8-byte protocol header of AMQP 0-8, 0-9, 0-9-1 or 1.0 (plain, TLS or SASL layer).
-Reports ``version`` and for 1.0 ``layer`` (amqp/tls/sasl).
+``amqp``: the 8-byte protocol header of AMQP 0-8 (both forms brokers accept), 0-9, 0-9-1, 0-10
+or 1.0 (plain, TLS or SASL layer). Reports ``version`` and for 1.0 ``layer`` (amqp/tls/sasl).
 
 ``stomp``: a CONNECT or STOMP frame: the command line, then ``name:value`` headers up to the empty
-line, with an ``accept-version`` or ``host`` header. Reports ``host``, ``accept_version`` and
-``login``.
+line, with an ``accept-version`` or ``host`` header -- or, as STOMP 1.0 clients send it, without
+either (``login``/``passcode`` only, or nothing) but then ended by the frame's NUL right after the
+empty line. Reports ``host``, ``accept_version`` and ``login``.
 """
 
 from __future__ import annotations
+
+import re
 
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.incremental import HeaderLines, Resumable
@@ -24,6 +28,7 @@ from passthru.identify.parsing import (
     expect_one_of,
     first_header,
     hostname,
+    peek_u8,
     utf8_text,
     verdict_of,
 )
@@ -33,6 +38,7 @@ MQTT_NAMES = (b"\x00\x04MQTT", b"\x00\x06MQIsdp")
 MQTT_VERSIONS = {(b"\x00\x06MQIsdp", 3): "3.1", (b"\x00\x04MQTT", 4): "3.1.1", (b"\x00\x04MQTT", 5): "5.0"}
 MQTT_MAX_CONNECT = 1024 * 1024
 WILL, WILL_QOS, WILL_RETAIN, PASSWORD, USERNAME = 0x04, 0x18, 0x20, 0x40, 0x80
+BRIDGE = 0x80  # added to the protocol level by bridging brokers (mosquitto's try_private)
 
 
 def mqtt_string(packet: Reader) -> str:
@@ -48,6 +54,8 @@ def parse_mqtt(data: bytes) -> Fields:
     body = packet.sub(remaining)
     name = body.expect_any(MQTT_NAMES)
     level = body.u8()
+    if level & BRIDGE and level & ~BRIDGE < 5:  # a mosquitto bridge's try_private marker
+        level &= ~BRIDGE
     version = MQTT_VERSIONS.get((name, level))
     if version is None:
         raise Malformed("unknown protocol name and level")
@@ -89,6 +97,8 @@ AMQP_HEADERS = {
     b"AMQP\x00\x00\x09\x01": ("0-9-1", None),
     b"AMQP\x01\x01\x00\x09": ("0-9", None),
     b"AMQP\x01\x01\x08\x00": ("0-8", None),
+    b"AMQP\x01\x01\x09\x01": ("0-8", None),  # the 0-8 header as the AMQP site printed it (py-amqplib sends it)
+    b"AMQP\x01\x01\x00\x0a": ("0-10", None),  # Qpid C++/Python 0-10 clients
     b"AMQP\x00\x01\x00\x00": ("1.0", "amqp"),
     b"AMQP\x02\x01\x00\x00": ("1.0", "tls"),
     b"AMQP\x03\x01\x00\x00": ("1.0", "sasl"),
@@ -106,11 +116,12 @@ AMQP = Identifier(
     identify=verdict_of(parse_amqp),
     precedence=DEFAULT_PRECEDENCE,
     fields={"version": TEXT, "layer": TEXT},
-    description="AMQP protocol header: 0-8, 0-9, 0-9-1, or 1.0 (AMQP, TLS or SASL layer)",
+    description="AMQP protocol header: 0-8, 0-9, 0-9-1, 0-10, or 1.0 (AMQP, TLS or SASL layer)",
 )
 
 STOMP_COMMANDS = (b"CONNECT\n", b"CONNECT\r\n", b"STOMP\n", b"STOMP\r\n")
 STOMP_MAX_HEADERS = 8192
+FRAME_HEADERS_END = re.compile(rb"\n\r?\n")
 
 
 class StompFrame(Resumable):
@@ -131,7 +142,10 @@ class StompFrame(Resumable):
         host = first_header(headers, b"host")
         accept = first_header(headers, b"accept-version")
         if host is None and accept is None:
-            raise Malformed("neither host nor accept-version")
+            # STOMP 1.0 (CONNECT with login/passcode only): then the frame must end right there
+            blank = FRAME_HEADERS_END.search(data, len(expect_one_of(data, STOMP_COMMANDS)) - 1)
+            if blank is None or peek_u8(data, blank.end()) != 0:
+                raise Malformed("neither host nor accept-version, and no frame end after the headers")
         fields: Fields = {}
         if host:
             fields["host"] = hostname(host)

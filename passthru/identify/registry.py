@@ -18,8 +18,9 @@ both fit, and when the engine may stop waiting:
 * ``SPECIFIC`` (10) -- wrappers and complete fixed-form openings that must not wait for others:
   ``proxy`` (a PROXY header precedes any protocol), ``h2c`` (the fixed 24-byte preface; more
   specific than ``http``, though ``http`` never accepts ``PRI``), ``socks5`` (its greeting is
-  the whole first flight, 3+ bytes, and the client then waits: a length-prefixed identifier such
-  as ``mongodb`` would otherwise hold the decision until the identify timeout).
+  a complete message of 3+ bytes that decides on its own, whatever follows; most clients then
+  wait, and a length-prefixed identifier such as ``mongodb`` would otherwise hold the decision
+  until the identify timeout).
 * ``DEFAULT`` (50) -- every protocol with a structural check (lengths that add up, magic numbers,
   checksums, a request line with a known method and version).
 * ``GENERIC`` (90) -- one-line text protocols whose syntax is plausible in other text protocols:
@@ -31,15 +32,28 @@ Conflicts resolved (by making the rules disjoint, not by precedence):
 * ``http`` vs ``h2c``: ``PRI`` is not an HTTP/1 method and ``HTTP/2.0`` not an HTTP/1 version.
 * ``http`` vs ``stomp``: HTTP's ``CONNECT host:port HTTP/1.1`` has a space, STOMP's ``CONNECT`` ends
   the line.
-* ``redis`` (inline) vs ``memcached``: ``get k``/``set ...`` in lower case are Memcached's (its
-  verbs are case-sensitive); Redis inline commands in upper or mixed case, or that are not
-  Memcached verbs, are Redis's. ``redis`` never claims a line ending like ``GET / HTTP/1.1``.
+* ``redis`` inline commands vs every other line protocol: Redis clients send RESP arrays, which
+  are always claimed; an inline line (telnet, ``nc`` health checks) is claimed only when no other
+  text protocol's client could send it as its first line. So never ``AUTH``, ``QUIT`` or
+  ``TYPE`` in any case (SMTP/POP3/FTP ``AUTH PLAIN``/``AUTH TLS``, everyone's ``QUIT``, FTP
+  ``TYPE I``; ``CAPA``, ``USER``, ``PASS``, ``NOOP`` are no Redis commands at all), never a
+  lower-case verb of a lower-case protocol (Memcached's ``get k``/``set ...``, its verbs being
+  case-sensitive; beanstalkd's ``watch``; ZooKeeper's ``dump``; Gearman's ``shutdown``), never a
+  line ending like ``GET / HTTP/1.1`` or ``... SIP/2.0``. ``PING``, ``INFO``, ``SET k v`` inline
+  are Redis's. Ambiguous inline lines are given up (``AUTH secret`` typed into telnet is not
+  identified) rather than taken from SMTP, POP3 or FTP.
 * ``dns`` vs ``openvpn`` vs ``postgres`` vs ``smb`` (all start with a zero byte and a length):
-  DNS needs a query header (opcode 0, one question) and at most 1024 bytes; OpenVPN needs opcode
+  DNS needs a request header (QR=0; QUERY or NOTIFY with one question and at most 1024 bytes,
+  or UPDATE with one SOA zone) and records that fill the length exactly; OpenVPN needs opcode
   7/10 at byte 2 and a fitting layout; PostgreSQL needs a 4-byte length and a 3.x/request code;
   SMB needs ``\\xffSMB``/``\\xfeSMB`` at byte 4.
 * ``tls`` SSLv2-format hellos vs anything with a high first byte: the hello's three lengths must
   add up to the 15-bit record length.
+* ``memcached`` binary requests vs ``tls`` SSLv2-format hellos (both start with 0x80): the
+  hello's message type 1 and version major (bytes 2-3) read as a key length of 256 or more,
+  over memcached's 250.
+* ``adb`` after adb 26's empty message vs ``dns``/``postgres``/``smb`` (zero bytes first): the
+  whole 24-byte empty message, ending 0xffffffff, then ``CNXN``.
 * ``tinc`` vs ``syslog`` octet counting: ``0 `` then a node name vs a non-zero count then ``<``.
 """
 

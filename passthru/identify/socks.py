@@ -4,12 +4,14 @@
 NUL-terminated printable user id, and for SOCKS4a (address 0.0.0.x, x != 0) a NUL-terminated host
 name. Reports ``command``, ``host`` (the address or 4a host name), ``port`` and ``user`` when set.
 
-``socks5`` is a 2-byte header and up to 255 one-byte method codes, so on its own it is weak. What
-makes it reliable is how clients use it: the greeting is the whole first flight, the client then
-waits for the server to choose a method. So it matches the greeting alone, with distinct, assigned
-method codes (no 0xFF), and with nothing after it -- except a pipelined CONNECT request when the
-only method offered is "no authentication" (as optimistic clients do), which is then parsed too
-and reports ``host`` and ``port``. Reports ``methods`` (names).
+``socks5`` is a 2-byte header and up to 255 one-byte method codes: a version 5 greeting with
+distinct method codes, each assigned (0x00-0x09, 0x04 included as sslh accepts it) or private
+(0x80-0xFE), never 0xFF. The greeting is a complete first message, so it decides
+on its own, whatever follows it in the same read: clients and local proxies (shadowsocks/v2ray
+style) pipeline the request, or an RFC 1929 user name/password sub-negotiation and then the
+request, without waiting for the server's method choice. When a CONNECT request follows (directly,
+or after such a sub-negotiation when "password" was offered) and parses whole, its ``host`` and
+``port`` are reported too. Reports ``methods`` (names).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from passthru.identify.base import HOST, NUMBER, SPECIFIC_PRECEDENCE, TEXT, Fiel
 from passthru.identify.parsing import (
     Malformed,
     Reader,
+    Truncated,
     ascii_text,
     hostname,
     ip_text,
@@ -71,11 +74,15 @@ METHODS = {
     0x09: "json",
 }
 ATYP_IPV4, ATYP_NAME, ATYP_IPV6 = 1, 3, 4
+UNASSIGNED_LOW = 0x04
+PASSWORD_METHOD, RFC1929_VERSION = 0x02, 0x01
 
 
 def method_name(code: int) -> str:
     if code in METHODS:
         return METHODS[code]
+    if code == UNASSIGNED_LOW:
+        return "unassigned-0x04"  # between assigned codes; sslh's own tests offer it
     if 0x80 <= code <= 0xFE:
         return f"private-{code:#04x}"
     raise Malformed("unassigned SOCKS5 method")
@@ -91,16 +98,25 @@ def parse_socks5(data: bytes) -> Fields:
     if len(set(codes)) != count:
         raise Malformed("repeated SOCKS5 method")
     fields: Fields = {"methods": [method_name(code) for code in codes]}
-    if greeting.pos == len(data):
-        return fields
-    if codes != [0]:
-        raise Malformed("bytes after a SOCKS5 greeting that needs a method negotiation")
-    fields.update(socks5_request(greeting))
+    fields.update(pipelined_request(Reader(data, greeting.pos, len(data)), codes))
     return fields
 
 
+def pipelined_request(rest: Reader, codes: list[int]) -> Fields:
+    """``host``/``port`` of a CONNECT request sent right after the greeting (after an RFC 1929
+    sub-negotiation when "password" was offered); nothing when the bytes are anything else."""
+    try:
+        if rest.remaining and rest.data[rest.pos] == RFC1929_VERSION and PASSWORD_METHOD in codes:
+            rest.skip(1)
+            rest.vec8()  # user name
+            rest.vec8()  # password
+        return socks5_request(rest) if rest.remaining else {}
+    except (Malformed, Truncated):
+        return {}
+
+
 def socks5_request(request: Reader) -> Fields:
-    """A CONNECT request pipelined after a no-authentication greeting."""
+    """A CONNECT request (RFC 1928 section 4)."""
     request.expect(b"\x05\x01\x00")
     kind = request.u8()
     if kind == ATYP_IPV4:
@@ -124,7 +140,7 @@ SOCKS5 = Identifier(
     precedence=SPECIFIC_PRECEDENCE,
     fields={"methods": TEXT, "host": HOST, "port": NUMBER},
     description=(
-        "SOCKS5 greeting: version 5, 1-255 distinct assigned method codes, and nothing else in the first flight "
-        "(or a pipelined CONNECT after a no-auth-only greeting)"
+        "SOCKS5 greeting: version 5, 1-255 distinct assigned method codes; decides on the greeting whatever "
+        "follows (a pipelined CONNECT request is parsed for host and port)"
     ),
 )

@@ -3,7 +3,11 @@ starting with ``<PRI>`` (0..191, canonical decimal), in one of the two formats:
 
 * RFC 5424: ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID `` -- the timestamp is ``-`` or
   an RFC 3339 date-time, each field visible ASCII within its length limit (or ``-``);
-* RFC 3164 (BSD): ``<PRI>Mmm dd hh:mm:ss HOSTNAME `` with a real month and clock time.
+* RFC 3164 (BSD): ``<PRI>Mmm dd hh:mm:ss HOSTNAME `` with a real month and clock time (the day
+  space- or zero-padded, an optional year and fraction of a second as network devices write
+  them; Cisco ASA's ``...12:00:00: %ASA-...`` has no host name), or with
+  an RFC 3339 timestamp instead (``<PRI>2024-05-01T12:00:00+02:00 HOSTNAME ``: rsyslog's
+  ``RSYSLOG_ForwardFormat``, syslog-ng), reported as ``rfc3164`` too.
 
 The octet count must cover at least the header. Reports ``format`` (rfc5424/rfc3164),
 ``framing`` (octet-counting/non-transparent), ``facility``, ``severity``, ``hostname`` and
@@ -50,9 +54,12 @@ PRI = re.compile(rb"<([0-9]{1,3})>")
 RFC3339 = re.compile(
     rb"[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,6})?(Z|[+-][0-2][0-9]:[0-5][0-9])"
 )
+# Mmm dd hh:mm:ss, the day space- or zero-padded, with an optional year (Cisco ASA) and fraction
 BSD_TIMESTAMP = re.compile(
-    rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ( [1-9]|[12][0-9]|3[01]) [0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+    rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ( [1-9]|0[1-9]|[12][0-9]|3[01])( [12][0-9]{3})?"
+    rb" [0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,6})?"
 )
+MAX_BSD_TIMESTAMP = len(b"Jan 01 2024 12:00:00.123456")
 # RFC 5424 header fields after the version, with their maximum lengths
 RFC5424_FIELDS = (("timestamp", 32), ("hostname", 255), ("app_name", 48), ("procid", 128), ("msgid", 32))
 
@@ -93,29 +100,59 @@ def parse_message(data: bytes, start: int) -> Fields:
             raise Malformed("bad RFC 5424 timestamp")
         fields.update(format="rfc5424", hostname=host.decode(), app_name=app.decode())
         return fields
-    stamp = data[offset : offset + 15]
-    if len(stamp) < 15:
-        if not could_be_bsd_timestamp(stamp):
+    if data[offset : offset + 1].isdigit():
+        return forward_format(data, offset, fields)
+    return bsd_header(data, offset, fields)
+
+
+def bsd_header(data: bytes, offset: int, fields: Fields) -> Fields:
+    """An RFC 3164 timestamp, then the host name after a space (or, as Cisco ASA writes it, a
+    colon and no host name)."""
+    stamp = BSD_TIMESTAMP.match(data, offset)
+    if stamp is None or data[stamp.end() :] in (b"", b"."):  # not yet whole, or a fraction may follow
+        partial = data[offset : offset + MAX_BSD_TIMESTAMP + 1]
+        if len(partial) > MAX_BSD_TIMESTAMP or not could_be_bsd_timestamp(partial):
             raise Malformed("neither an RFC 5424 version nor a BSD timestamp")
-        raise Truncated(offset + 16)
-    if not BSD_TIMESTAMP.fullmatch(stamp) or data[offset + 15 : offset + 16] not in (b"", b" "):
+        raise Truncated(len(data) + 1)
+    fields["format"] = "rfc3164"
+    separator = data[stamp.end() : stamp.end() + 1]
+    if separator == b":":
+        return fields
+    if separator != b" ":
         raise Malformed("bad BSD timestamp")
-    (host,) = header_fields(data, offset + 16, (("hostname", 255),))
+    (host,) = header_fields(data, stamp.end() + 1, (("hostname", 255),))
+    fields["hostname"] = host.decode()
+    return fields
+
+
+# the characters allowed at each position of an RFC 3339 date-time up to its seconds
+RFC3339_SHAPE = tuple(b"0123456789" if c == "d" else c.encode() for c in "dddd-dd-ddTdd:dd:dd")
+
+
+def forward_format(data: bytes, offset: int, fields: Fields) -> Fields:
+    """rsyslog's and syslog-ng's forwarding format: RFC 3164 with an RFC 3339 timestamp
+    (``<PRI>2024-05-01T12:00:00.123+02:00 HOST TAG: MSG``)."""
+    if not all(char in allowed for char, allowed in zip(data[offset:], RFC3339_SHAPE, strict=False)):
+        raise Malformed("neither an RFC 5424 version nor a timestamp")
+    timestamp, host = header_fields(data, offset, (("timestamp", 32), ("hostname", 255)))
+    if RFC3339.fullmatch(timestamp) is None:
+        raise Malformed("bad RFC 3339 timestamp")
     fields.update(format="rfc3164", hostname=host.decode())
     return fields
 
 
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
-# the characters allowed at each position of a BSD timestamp after the month: " d hh:mm:ss"
-BSD_SHAPE = (b" ", b" 123", b"0123456789", b" ", b"012", b"0123456789", b":", b"012345", b"0123456789", b":")
-BSD_SHAPE += (b"0123456", b"0123456789")
+# the characters allowed after the month: the day's two positions, then digits and separators
+BSD_DAY_SHAPE = (b" ", b" 0123", b"0123456789")
+BSD_REST = frozenset(b"0123456789 :.")
 
 
 def could_be_bsd_timestamp(stamp: bytes) -> bool:
     """Whether the first bytes of a BSD timestamp can still be completed into one."""
     if not any(month.startswith(stamp[:3]) for month in MONTHS):
         return False
-    return all(char in allowed for char, allowed in zip(stamp[3:], BSD_SHAPE, strict=False))
+    day = all(char in allowed for char, allowed in zip(stamp[3:6], BSD_DAY_SHAPE, strict=False))
+    return day and set(stamp[6:]) <= BSD_REST
 
 
 def parse_syslog(data: bytes) -> Fields:

@@ -1,6 +1,7 @@
 """TLS: a ClientHello parsed structurally, reassembled across records and TCP reads.
 
-Reports ``sni`` (lower case), ``alpn`` (list, in the client's order) and ``version`` (the
+Reports ``sni`` (lower case; left out when the name is not visible ASCII, which no route could
+match, rather than losing the ClientHello), ``alpn`` (list, in the client's order) and ``version`` (the
 highest the client offers: "1.3", "1.2", ...). GREASE values (RFC 8701) are ignored.
 
 An SSL 2.0 CLIENT-HELLO in the 2-byte record format (what old clients sent for compatibility,
@@ -179,7 +180,10 @@ def server_name(body: Reader) -> str | None:
         name_type = names.u8()
         name = names.vec16().rest()
         if name_type == 0:
-            return hostname(name)
+            try:
+                return hostname(name)
+            except Malformed:
+                return None  # a name no route could match (NUL, spaces, non-ASCII): still TLS, no sni
     return None
 
 

@@ -7,8 +7,12 @@ exactly:
 
 * plain: ACK array length 0, message packet-id 0, then an empty payload or a list of TLVs
   (the early-negotiation TLVs of OpenVPN 2.6) that fills the packet;
-* ``--tls-auth``: an HMAC of 16, 20, 28, 32, 48 or 64 bytes, replay packet-id 1..255, a
-  timestamp after 2001, then the plain layout;
+* ``--tls-auth``: an HMAC of any size ``--auth`` can give it -- 16 (MD5, MD4), 20 (SHA1,
+  RIPEMD160), 28 (SHA224, SHA512-224, SHA3-224), 32 (SHA256, SHA512-256, SHA3-256, BLAKE2s256,
+  SM3), 36 (MD5-SHA1), 48 (SHA384, SHA3-384) or 64 bytes (SHA512, SHA3-512, BLAKE2b512,
+  whirlpool): ``openvpn --show-digests``; OpenVPN caps HMAC keys at 64 bytes and refuses
+  ``--auth none`` with ``--tls-auth`` -- then replay packet-id 1..255, a timestamp after 2001,
+  then the plain layout;
 * ``--tls-crypt``/``--tls-crypt-v2``: replay packet-id 1..255 (or 0x0f0000NN, OpenVPN 2.6's
   early-negotiation marker), timestamp, a 32-byte tag and at
   least 5 encrypted bytes; with V3 the packet ends with the wrapped client key, whose own
@@ -38,7 +42,7 @@ from passthru.identify.parsing import (
 
 OPCODES = {0x38: "hard_reset_v2", 0x50: "hard_reset_v3"}  # (opcode << 3) | key id 0
 MIN_PACKET, MAX_PACKET = 14, 2048
-HMAC_SIZES = (16, 20, 28, 32, 48, 64)
+HMAC_SIZES = (16, 20, 28, 32, 36, 48, 64)
 CRYPT_TAG = 32
 EARLIEST_TIME = 1_000_000_000  # 2001-09-09: an OpenVPN replay timestamp is never older
 MAX_FIRST_PACKET_ID = 255

@@ -1,11 +1,14 @@
 """Microsoft remote protocols: RDP and SMB.
 
 ``rdp``: a TPKT header (version 3, length 11..1024) carrying an X.224 Connection Request whose
-length indicator matches the TPKT length, with DST-REF 0 and class 0, then an optional cookie
-line (``Cookie: mstshash=NAME`` or a ``Cookie: msts=`` routing token) and an optional RDP
-Negotiation Request (type 1, length 8, with its optional correlation info) filling the rest.
-Reports ``cookie`` (the mstshash name), ``routing_token`` and ``protocols`` (requested security
-protocols: rdp, ssl, hybrid, rdstls, hybrid_ex).
+length indicator matches the TPKT length, with DST-REF 0 and class 0, then an optional text line
+ended by CRLF and an optional RDP Negotiation Request (type 1, length 8, with its optional
+correlation info) filling the rest. The line is the cookie (``Cookie: mstshash=NAME``) or a
+routing token, which MS-RDPBCGR 2.2.1.1 leaves free-form: ``Cookie: msts=...`` (a load balancer's
+token) or any other line, such as the RD Connection Broker's
+``tsv://MS Terminal Services Plugin.1.<collection>``. Reports ``cookie`` (the mstshash name),
+``routing_token`` (the ``msts=`` value), ``token`` (any other routing-token line, whole) and
+``protocols`` (requested security protocols: rdp, ssl, hybrid, rdstls, hybrid_ex, rdsaad).
 
 ``smb``: a NetBIOS session message (type 0, 24-bit length) holding an SMB1 NEGOTIATE (``\\xffSMB``
 command 0x72, status 0, word count 0, a dialect list of ``\\x02``-prefixed strings filling the
@@ -50,7 +53,7 @@ def parse_rdp(data: bytes) -> Fields:
     x224.skip(2)  # SRC-REF
     x224.expect(b"\x00")  # class 0, no options
     fields: Fields = {}
-    if x224.remaining and peek_u8(data, x224.pos) == ord("C"):
+    if x224.remaining and peek_u8(data, x224.pos) != RDP_NEG_REQ:
         fields.update(cookie(x224))
     if x224.remaining:
         fields["protocols"] = negotiation_request(x224)
@@ -59,7 +62,7 @@ def parse_rdp(data: bytes) -> Fields:
 
 
 def cookie(x224: Reader) -> Fields:
-    """The CRLF-terminated cookie line inside the X.224 request."""
+    """The CRLF-terminated cookie or routing-token line inside the X.224 request."""
     window = x224.data[: x224.end]
     try:
         line, end = read_crlf_line(window, x224.pos, TPKT_MAX)
@@ -68,11 +71,22 @@ def cookie(x224: Reader) -> Fields:
             raise Malformed("cookie line without CRLF") from None
         raise
     x224.skip(end - x224.pos)
-    if line.startswith(COOKIE):
-        return {"cookie": ascii_text(line[len(COOKIE) :], allow=b" ")}
-    if line.startswith(ROUTING_TOKEN):
-        return {"routing_token": ascii_text(line[len(ROUTING_TOKEN) :])}
-    raise Malformed("unknown cookie")
+    for prefix, name in ((COOKIE, "cookie"), (ROUTING_TOKEN, "routing_token")):
+        if line.startswith(prefix):
+            value = line_text(line[len(prefix) :])
+            return {name: value} if value else {}
+    value = line_text(line)
+    if not value:
+        raise Malformed("empty routing-token line")
+    return {"token": value}
+
+
+def line_text(raw: bytes) -> str:
+    """A cookie or token as text: any bytes but control characters. mstsc writes the user name
+    in the client's ANSI code page (so not always ASCII), hence latin-1, byte for byte."""
+    if any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in raw):
+        raise Malformed("control character in the cookie line")
+    return raw.decode("latin-1")
 
 
 def negotiation_request(x224: Reader) -> list[str]:
@@ -96,8 +110,11 @@ RDP = Identifier(
     name="rdp",
     identify=verdict_of(parse_rdp),
     precedence=DEFAULT_PRECEDENCE,
-    fields={"cookie": TEXT, "routing_token": TEXT, "protocols": TEXT},
-    description="RDP: TPKT + X.224 Connection Request, optional mstshash cookie and RDP_NEG_REQ, lengths consistent",
+    fields={"cookie": TEXT, "routing_token": TEXT, "token": TEXT, "protocols": TEXT},
+    description=(
+        "RDP: TPKT + X.224 Connection Request, optional cookie or routing-token line and RDP_NEG_REQ, "
+        "lengths consistent"
+    ),
 )
 
 SMB_MAX = 64 * 1024

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from tests.identify.corpus import CORPUS
 from tests.support.hello import client_hello
 from tests.support.passthru_process import run_cli
 
@@ -85,3 +88,33 @@ default: 127.0.0.1:2
     assert (code, out["route"]) == (0, "web")
     code, [out] = identify("-c", str(config), "--hex", b"SSH-2.0-x\r\n".hex())
     assert (code, out["protocol"], out["route"]) == (0, "ssh", "default")
+
+
+# One corpus sample of each class of real-world opening added for issue 12, answered through the CLI.
+NEW_CLASSES = [
+    "socks5/spec-pipelined-connect.bin",
+    "rdp/xfreerdp-load-balance.bin",
+    "openvpn/openvpn-tls-auth-md5-sha1.bin",
+    "dns/nsupdate-add.bin",
+    "dns/dig-notify.bin",
+    "mongodb/spec-op-query-find.bin",
+    "xmpp/spec-server-dialback.bin",
+    "adb/spec-adb-26-empty-message.bin",
+]
+
+
+@pytest.mark.parametrize("sample", NEW_CLASSES)
+def test_hex_answers_the_new_classes_with_their_fields(sample: str) -> None:
+    protocol, name = sample.split("/")
+    expected = json.loads((CORPUS / protocol / "fields.json").read_text())[name]
+    code, [out] = identify("--hex", (CORPUS / sample).read_bytes().hex())
+    assert code == 0
+    assert out == {"protocol": protocol, "fields": expected, "bytes_needed": None}
+
+
+def test_hex_leaves_other_text_protocols_auth_lines_to_nothing() -> None:
+    """SMTP's ``AUTH PLAIN ...`` is not an inline Redis command; as a RESP array it is Redis."""
+    code, [out] = identify("--hex", b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n".hex())
+    assert (code, out["protocol"]) == (0, None)
+    code, [out] = identify("--hex", b"*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n".hex())
+    assert (code, out["protocol"], out["fields"]) == (0, "redis", {"command": "AUTH", "format": "resp"})

@@ -278,6 +278,38 @@ def git_repository(directory: Path, port: int, extra: int) -> None:
     run("git", "-C", str(directory / "work"), "add", "README")
 
 
+def mosquitto_bridge(directory: Path, port: int, extra: int) -> None:
+    """A mosquitto broker on a second loopback port bridging to the recorder (try_private on,
+    as by default: the CONNECT's protocol level carries the bridge bit 0x80)."""
+    write(
+        directory / "mosquitto.conf",
+        f"""
+        listener {extra} {LOOPBACK}
+        persistence false
+        connection uplink
+        address {LOOPBACK}:{port}
+        remote_clientid bridge-1
+        topic sensors/# out 0
+        bridge_protocol_version mqttv311
+        try_private true
+        """,
+    )
+
+
+def nsupdate_script(directory: Path, port: int, extra: int) -> None:
+    """An RFC 2136 UPDATE adding one A record; ``server`` and ``zone`` given, so nsupdate sends
+    the UPDATE itself (no SOA lookup first)."""
+    write(
+        directory / "update.txt",
+        f"""
+        server {LOOPBACK} {port}
+        zone example.test
+        update add host1.example.test 300 A 192.0.2.10
+        send
+        """,
+    )
+
+
 def adb_cleanup(directory: Path, port: int, extra: int) -> None:
     write(directory / "cleanup.sh", f"ANDROID_ADB_SERVER_PORT={extra} adb kill-server\n")
 
@@ -509,6 +541,8 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     # ---- socks
     Recording("socks4", "curl-socks4", (*CURL, "--socks4", "127.0.0.1:{port}", "http://127.0.0.1:8080/")),
+    # the proxy (the recorder) never answers, so 192.0.2.10 (TEST-NET-1) is only named, never contacted
+    Recording("socks4", "curl-socks4-testnet", (*CURL, "--socks4", "127.0.0.1:{port}", "http://192.0.2.10:8080/")),
     Recording(
         "socks4", "curl-socks4a", (*CURL, "--socks4a", "127.0.0.1:{port}", "http://service.example.test/"), cheap=True
     ),
@@ -552,6 +586,12 @@ RECORDINGS: tuple[Recording, ...] = (
         (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "SHA256"),
         setup=openvpn_pki,
     ),
+    Recording(
+        "openvpn",
+        "openvpn-tls-auth-md5-sha1",
+        (*OPENVPN, "--tls-auth", "{dir}/ta.key", "1", "--auth", "MD5-SHA1"),
+        setup=openvpn_pki,
+    ),
     Recording("openvpn", "openvpn-tls-crypt", (*OPENVPN, "--tls-crypt", "{dir}/ta.key"), setup=openvpn_pki),
     Recording("openvpn", "openvpn-tls-crypt-v2", (*OPENVPN, "--tls-crypt-v2", "{dir}/v2client.key"), setup=openvpn_pki),
     # ---- tinc
@@ -563,11 +603,35 @@ RECORDINGS: tuple[Recording, ...] = (
     ),
     # ---- xmpp
     Recording("xmpp", "slixmpp", XMPP_CLIENT, needs=("py:slixmpp",)),
+    Recording(
+        "xmpp",
+        "sendxmpp",
+        (
+            "sh",
+            "-c",
+            "echo hi | sendxmpp -u alice -p secret -j 127.0.0.1:{port} -o chat.example.test bob@chat.example.test",
+        ),
+        needs=("sendxmpp",),
+    ),
     # ---- rdp
     Recording(
         "rdp",
         "xfreerdp",
         ("xvfb-run", "-a", "xfreerdp", "/v:127.0.0.1:{port}", "/u:alice", "/cert:ignore"),
+        needs=("xvfb-run", "xfreerdp"),
+    ),
+    Recording(
+        "rdp",
+        "xfreerdp-load-balance",
+        (
+            "xvfb-run",
+            "-a",
+            "xfreerdp",
+            "/v:127.0.0.1:{port}",
+            "/u:carol",
+            "/load-balance-info:tsv://MS Terminal Services Plugin.1.Sales",
+            "/cert:ignore",
+        ),
         needs=("xvfb-run", "xfreerdp"),
     ),
     Recording(
@@ -654,6 +718,13 @@ RECORDINGS: tuple[Recording, ...] = (
             "m",
         ),
     ),
+    Recording(
+        "mqtt",
+        "mosquitto-bridge",
+        ("mosquitto", "-c", "{dir}/mosquitto.conf"),
+        needs=("mosquitto",),
+        setup=mosquitto_bridge,
+    ),
     # ---- dns
     Recording(
         "dns",
@@ -667,6 +738,26 @@ RECORDINGS: tuple[Recording, ...] = (
         ("dig", "+tcp", "+nocookie", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "mail.example.test", "AAAA"),
     ),
     Recording("dns", "dig-axfr", ("dig", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}", "example.test", "AXFR")),
+    Recording(
+        "dns",
+        "nsupdate-add",
+        ("sh", "-c", "nsupdate -v -t 3 < {dir}/update.txt"),
+        needs=("nsupdate",),
+        setup=nsupdate_script,
+        cheap=True,
+    ),
+    Recording(
+        "dns",
+        "dig-header-only",
+        ("dig", "+tcp", "+header-only", "+tries=1", "+time=2", "@127.0.0.1", "-p", "{port}"),
+        cheap=True,
+    ),
+    Recording(
+        "dns",
+        "dig-notify",
+        ("dig", "+tcp", "+tries=1", "+time=2", "+opcode=notify", "@127.0.0.1", "-p", "{port}", "example.test", "SOA"),
+        cheap=True,
+    ),
     # ---- bittorrent
     Recording("bittorrent", "libtorrent", bittorrent_client(2), needs=("py:libtorrent",)),
     # encrypted BitTorrent (MSE) is built to look random: kept as a sample nothing may claim
@@ -722,6 +813,8 @@ RECORDINGS: tuple[Recording, ...] = (
     Recording("memcached", "memcstat", ("memcstat", "--servers=127.0.0.1:{port}")),
     Recording("memcached", "memccat", ("memccat", "--servers=127.0.0.1:{port}", "session:42")),
     Recording("memcached", "memcflush", ("memcflush", "--servers=127.0.0.1:{port}")),
+    Recording("memcached", "memccat-binary", ("memccat", "--binary", "--servers=127.0.0.1:{port}", "session:42")),
+    Recording("memcached", "memcstat-binary", ("memcstat", "--binary", "--servers=127.0.0.1:{port}")),
     # ---- stomp
     Recording("stomp", "stomp-py-12", STOMP_CLIENT, needs=("py:stomp",)),
     Recording("stomp", "stomp-py-10", STOMP10_CLIENT, needs=("py:stomp",)),
@@ -834,15 +927,175 @@ def memcached_set() -> bytes:
     return b"set session:42 0 300 5\r\nhello\r\n"
 
 
+def rdp_request(line: bytes, requested: int | None = None) -> bytes:
+    """A TPKT + X.224 Connection Request carrying ``line`` (CRLF included) and an RDP_NEG_REQ
+    asking for ``requested`` protocols (MS-RDPBCGR 2.2.1.1; none when None)."""
+    negotiation = b"" if requested is None else struct.pack("<BBHI", 1, 0, 8, requested)
+    x224 = b"\xe0\x00\x00\x00\x00\x00" + line + negotiation
+    return struct.pack(">BBH", 3, 0, 4 + 1 + len(x224)) + bytes([len(x224)]) + x224
+
+
+def rdp_msts_token() -> bytes:
+    """A load balancer's routing token (``Cookie: msts=IP.PORT.RESERVED``, [MSFT-SDLBTS]): the
+    encoded address 192.0.2.20:3389 (as little-endian decimals), asking for TLS."""
+    return rdp_request(b"Cookie: msts=335675584.15629.0000\r\n", 0x01)
+
+
+def socks5_pipelined() -> bytes:
+    """A no-auth greeting with its CONNECT request in the same write, as shadowsocks/v2ray-style
+    local proxies send it (they do not wait for the method choice): www.example.test:443."""
+    return b"\x05\x01\x00" + b"\x05\x01\x00\x03\x10www.example.test\x01\xbb"
+
+
+def socks5_pipelined_password() -> bytes:
+    """A greeting offering no-auth and user/password, the RFC 1929 sub-negotiation (alice/secret)
+    and a CONNECT to 192.0.2.7:8080, all in one write."""
+    return b"\x05\x02\x00\x02" + b"\x01\x05alice\x06secret" + b"\x05\x01\x00\x01\xc0\x00\x02\x07\x1f\x90"
+
+
+def bson(document: dict[str, object]) -> bytes:
+    """A minimal BSON encoder (strings, 32-bit ints, booleans, nested documents) for the
+    legacy MongoDB samples: the packaged pymongo is not always installed."""
+    body = b""
+    for key, value in document.items():
+        name = key.encode() + b"\0"
+        if isinstance(value, bool):
+            body += b"\x08" + name + bytes([value])
+        elif isinstance(value, int):
+            body += b"\x10" + name + struct.pack("<i", value)
+        elif isinstance(value, str):
+            text = value.encode() + b"\0"
+            body += b"\x02" + name + struct.pack("<i", len(text)) + text
+        else:
+            body += b"\x03" + name + bson(value)  # type: ignore[arg-type]
+    return struct.pack("<i", len(body) + 5) + body + b"\0"
+
+
+def mongodb_op_query(collection: str, flags: int, query: bytes, selector: bytes = b"") -> bytes:
+    body = struct.pack("<I", flags) + collection.encode() + b"\0" + struct.pack("<ii", 0, -1) + query + selector
+    return struct.pack("<iiii", 16 + len(body), 7, 0, 2004) + body
+
+
+def mongodb_legacy_shell() -> bytes:
+    """The OP_QUERY ``isMaster`` handshake of the 3.x mongo shell and legacy drivers, with its
+    client metadata document (MongoDB handshake spec), on ``admin.$cmd``."""
+    client = {
+        "application": {"name": "MongoDB Shell"},
+        "driver": {"name": "MongoDB Internal Client", "version": "3.6.8"},
+        "os": {"type": "Linux", "name": "Ubuntu", "architecture": "x86_64", "version": "18.04"},
+    }
+    return mongodb_op_query("admin.$cmd", 0, bson({"isMaster": 1, "client": client}))
+
+
+def mongodb_legacy_find() -> bytes:
+    """A pre-3.2 driver's first request without a handshake: an OP_QUERY find on
+    ``shop.orders`` with the ``$query`` wrapper, SlaveOk set, and a field selector."""
+    query = bson({"$query": {"status": "open"}, "$orderby": {"created": -1}})
+    return mongodb_op_query("shop.orders", 0x04, query, bson({"total": 1}))
+
+
+def xmpp_server_stream() -> bytes:
+    """A server-to-server stream (RFC 6120 4.7, XEP-0220 dialback) with an XML declaration and
+    double quotes, as Prosody and ejabberd open it."""
+    return (
+        b'<?xml version="1.0"?>'
+        b'<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" '
+        b'xmlns:db="jabber:server:dialback" from="a.example.test" to="b.example.test" version="1.0">'
+    )
+
+
+def xmpp_legacy_client() -> bytes:
+    """A pre-RFC 3920 client stream (no ``version``), single quotes, XML declaration with an
+    encoding, a newline before the stream tag."""
+    return (
+        b"<?xml version='1.0' encoding='UTF-8'?>\n"
+        b"<stream:stream to='legacy.example.test' xmlns='jabber:client' "
+        b"xmlns:stream='http://etherx.jabber.org/streams'>"
+    )
+
+
+def adb_26() -> bytes:
+    """adb 26.0.0 rc1's opening: the empty message (24 bytes, magic 0xffffffff) it sent by
+    mistake, then its CNXN (version 0x01000000 with the payload checksum, 256 KiB max payload)."""
+    identity = b"host::features=shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir\0"
+    command = int.from_bytes(b"CNXN", "little")
+    header = struct.pack("<6I", command, 0x01000000, 256 * 1024, len(identity), sum(identity), command ^ 0xFFFFFFFF)
+    return bytes(20) + b"\xff\xff\xff\xff" + header + identity
+
+
+def stomp_10_login() -> bytes:
+    """A STOMP 1.0 CONNECT as 1.0-era clients (ActiveMQ's, old stomp.py) send it: login and
+    passcode only, no ``accept-version`` or ``host``, ended by the frame's NUL."""
+    return b"CONNECT\nlogin:alice\npasscode:secret\n\n\x00"
+
+
+def irc_webirc() -> bytes:
+    """A web gateway's opening (IRCv3 WEBIRC: password, gateway, the user's host and address),
+    then the user's registration, as KiwiIRC sends it."""
+    return b"WEBIRC secret kiwiirc client.example.test 192.0.2.44\r\nCAP LS 302\r\nNICK dave\r\nUSER dave 0 * :Dave\r\n"
+
+
+def syslog_forward_format() -> bytes:
+    """rsyslog's ``RSYSLOG_ForwardFormat`` over TCP: an RFC 3164 message with an RFC 3339
+    timestamp (PRI 30: daemon.info)."""
+    return b"<30>2024-05-01T12:00:00.123456+02:00 web1 nginx[42]: upstream recovered\n"
+
+
+def amqp_0_10() -> bytes:
+    """The AMQP 0-10 protocol header (Qpid C++ and qpid-python clients)."""
+    return b"AMQP\x01\x01\x00\x0a"
+
+
+def proxy_v2_tlvs() -> bytes:
+    """PROXY v2 over IPv6 with the TLVs a TLS-terminating proxy adds (HAProxy's
+    ``proxy-v2-options authority,unique-id``, ALPN): ALPN ``h2``, AUTHORITY (the SNI it saw),
+    UNIQUE_ID and a NOOP padding TLV. [2001:db8::1]:51000 -> [2001:db8::2]:443."""
+    addresses = (
+        bytes.fromhex("20010db8000000000000000000000001")
+        + bytes.fromhex("20010db8000000000000000000000002")
+        + struct.pack(">HH", 51000, 443)
+    )
+    tlvs = b"".join(
+        struct.pack(">BH", kind, len(value)) + value
+        for kind, value in ((0x01, b"h2"), (0x02, b"app.example.test"), (0x05, b"req-42"), (0x04, bytes(3)))
+    )
+    body = addresses + tlvs
+    return b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x21" + struct.pack(">H", len(body)) + body
+
+
+def proxy_v1_tcp6() -> bytes:
+    """A PROXY v1 line for an IPv6 client ([2001:db8::1]:51000 -> [2001:db8::2]:443) and the
+    start of what it relays."""
+    return b"PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\n\x16\x03\x01"
+
+
+def syslog_cisco_asa() -> bytes:
+    """Cisco ASA's TCP syslog with ``logging timestamp``: a year in the RFC 3164 timestamp,
+    a colon and no host name (PRI 166: local4.info)."""
+    return b"<166>Jan 01 2024 12:00:00: %ASA-6-302013: Built outbound TCP connection 1\n"
+
+
 SPEC: dict[str, tuple[tuple[str, Callable[[], bytes]], ...]] = {
     "tls": (("spec-sslv2-compat-hello", sslv2_compat_hello),),
     "postgres": (("spec-cancel", postgres_cancel), ("spec-gssenc", postgres_gssenc)),
-    "mongodb": (("lib-pymongo-op-msg", mongodb_op_msg),),
-    "proxy": (("spec-v2-local", proxy_v2_local),),
+    "mongodb": (
+        ("lib-pymongo-op-msg", mongodb_op_msg),
+        ("spec-op-query-shell", mongodb_legacy_shell),
+        ("spec-op-query-find", mongodb_legacy_find),
+    ),
+    "proxy": (("spec-v2-local", proxy_v2_local), ("spec-v2-tlvs", proxy_v2_tlvs), ("spec-v1-tcp6", proxy_v1_tcp6)),
     "tinc": (("spec-tinc-1.1", tinc_11),),
     "bitcoin": (("spec-testnet4", bitcoin_testnet4),),
     "redis": (("spec-inline-ping", redis_inline),),
     "memcached": (("spec-set", memcached_set),),
+    "stomp": (("spec-stomp-10-login", stomp_10_login),),
+    "irc": (("spec-webirc", irc_webirc),),
+    "syslog": (("spec-forward-format", syslog_forward_format), ("spec-cisco-asa", syslog_cisco_asa)),
+    "amqp": (("spec-amqp-0-10", amqp_0_10),),
+    "rdp": (("spec-msts-token", rdp_msts_token),),
+    "socks5": (("spec-pipelined-connect", socks5_pipelined), ("spec-pipelined-password", socks5_pipelined_password)),
+    "xmpp": (("spec-server-dialback", xmpp_server_stream), ("spec-legacy-client", xmpp_legacy_client)),
+    "adb": (("spec-adb-26-empty-message", adb_26),),
 }
 
 

@@ -6,8 +6,8 @@
 * "need more" is honest about where the bytes end: the identifier is asked again with exactly
   the bytes it asked for (or more), as the engine does, and answers something else by then or
   asks for still more -- never the same count again;
-* a match stays a match when more bytes follow (the client's next message), except for
-  ``socks5``, whose greeting is only trusted when it is the whole first flight.
+* a match stays a match when more bytes follow (the client's next message): every built-in
+  decides on its first complete message, whatever follows it in the same read.
 
 Inputs are random bytes and mutated corpus samples (cut, extended, or with a byte changed), so
 that the deep parts of each parser are reached, not just its first check.
@@ -27,7 +27,6 @@ from passthru.identify.base import FieldKind, check_verdict
 from tests.identify.corpus import samples
 
 CORPUS = [data for _, _, data in samples()]
-MATCH_ONLY_AS_WHOLE_FLIGHT = {"socks5"}
 TIME_LIMIT = 0.050
 
 
@@ -75,7 +74,7 @@ def test_identifier_properties(identifier, data: bytes, extra: bytes) -> None:
     longer = check_verdict(identifier.name, data + extra, timed(identifier.identify, data + extra))
     if verdict is None:
         assert longer is None, "a rejection was taken back when more bytes came"
-    elif isinstance(verdict, dict) and identifier.name not in MATCH_ONLY_AS_WHOLE_FLIGHT:
+    elif isinstance(verdict, dict):
         assert isinstance(longer, dict), "a match was lost when more bytes followed"
     elif isinstance(verdict, int):
         filled = data + (extra * (verdict // len(extra) + 1))[: verdict - len(data)]
