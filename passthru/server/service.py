@@ -25,6 +25,7 @@ from passthru.server.acceptor import PassthruServer
 from passthru.server.handler import ConnectionHandler
 from passthru.server.health import HealthMonitor
 from passthru.server.listener import listen_socket
+from passthru.server.notify import READY, RELOADING, STOPPING, notify
 from passthru.server.privileges import drop_privileges
 from passthru.server.resolver import RESOLVER
 from passthru.server.runtime import Runtime, listener_key
@@ -89,6 +90,7 @@ class Service:
                 log.error("cannot watch %s (%s): changes there need SIGHUP or a restart", what, exc)
         self.log_startup(config)
         metrics.started()
+        notify(READY)  # every listener is bound
 
     def sync_listeners(self, config: Config) -> None:
         """Start listeners the config names and we lack; stop those it no longer names."""
@@ -124,6 +126,13 @@ class Service:
 
     def reload(self) -> bool:
         """Validate the config file and swap it in; on any error keep serving the old one."""
+        notify(RELOADING)
+        try:
+            return self._reload()
+        finally:
+            notify(READY)
+
+    def _reload(self) -> bool:
         try:
             self.follow_identifiers_dir()
             config = self.load()
@@ -189,6 +198,7 @@ class Service:
     def stop(self, drain: float = DRAIN_SECONDS) -> None:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
         metrics.draining()
+        notify(STOPPING)
         for server in self.servers.values():
             server.close()
         self.health.stop()  # pools: no more backend checks
