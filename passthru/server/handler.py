@@ -19,7 +19,7 @@ from typing import Protocol
 import gevent
 from gevent import socket as gsocket
 
-from passthru import metrics, proxyproto
+from passthru import capture, metrics, proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord, emit
 from passthru.identify.engine import Decision, Identification, Preparing
@@ -83,6 +83,7 @@ class Prefix:
     data: bytes
     decision: Decision
     stopped: str  # "identified", "no_match", "limit", "timeout", "eof"
+    unmatched: bool = False  # no route rule matched the bytes: ``default`` applies
 
 
 class ConnectionHandler:
@@ -177,6 +178,9 @@ class ConnectionHandler:
         record.protocol = prefix.decision.protocol
         record.fields = prefix.decision.fields
         route = self.choose_route(runtime, prefix)
+        if runtime.capture is not None:
+            why = capture.reasons(prefix.stopped, prefix.unmatched, route is None)
+            runtime.capture.offer(prefix.data, why, record.client, record.listener, record.id)
         if route is None:
             record.ended = "client_closed" if prefix.stopped == "eof" and not prefix.data else "rejected"
             reject(client)
@@ -376,6 +380,7 @@ class ConnectionHandler:
         decision = prefix.decision
         route = runtime.router.route(decision.protocol, decision.fields)
         if route is None:
+            prefix.unmatched = True
             metrics.unmatched(decision.protocol)
             return config.default
         return route
