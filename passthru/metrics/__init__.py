@@ -73,6 +73,11 @@ def enabled() -> bool:
     return _directory is not None
 
 
+def directory() -> Path | None:
+    """The multiprocess directory (per-worker status files live there too), or None when off."""
+    return _directory.path if _directory is not None else None
+
+
 def registry() -> CollectorRegistry:
     """What ``/metrics`` serves: every process's files, summed. Requires ``setup()``."""
     if _directory is None:
@@ -116,6 +121,7 @@ def connection_opened() -> None:
     """A connection was accepted (call before anything can fail)."""
     if (m := _recorder()) is not None:
         m.active.inc()
+        m.opened.inc()
 
 
 @_hook
@@ -141,10 +147,20 @@ def unmatched(protocol: str | None) -> None:
 
 
 @_hook
+def routed(route: str) -> None:
+    """A route was chosen for the connection (``record.route`` set): it is open on that route
+    until ``connection_closed``."""
+    if (m := _recorder()) is not None:
+        m.route_open.labels(route).inc()
+
+
+@_hook
 def connection_closed(record: ConnectionRecord) -> None:
     """A connection's log line was written: count it and its bytes, and it is no longer active."""
     if (m := _recorder()) is not None:
         m.active.dec()
+        if record.route:
+            m.route_open.labels(record.route).dec()
         route = record.route or NO_ROUTE
         m.connections.labels(route, record.protocol or NO_PROTOCOL, record.ended).inc()
         if record.bytes_up:

@@ -16,6 +16,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, multiprocess, values
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: ``status-<pid>.json``: what each serving process publishes for ``/status.json`` (admin/worker_state.py).
+STATUS_PREFIX = "status-"
+
+
+def status_file(directory: Path, pid: int) -> Path:
+    return directory / f"{STATUS_PREFIX}{pid}.json"
 
 
 class MultiprocessDirectory:
@@ -28,7 +34,7 @@ class MultiprocessDirectory:
         else:
             self.path = Path(path)
             self.path.mkdir(parents=True, exist_ok=True)
-            for stale in self.path.glob("*.db"):
+            for stale in [*self.path.glob("*.db"), *self.path.glob(f"{STATUS_PREFIX}*.json")]:
                 stale.unlink()
             self.owned = False
         self._previous_env = os.environ.get(ENV)
@@ -53,8 +59,9 @@ class MultiprocessDirectory:
         return 0.0
 
     def process_exited(self, pid: int) -> None:
-        """Drop a dead process's live gauges; its counters stay, so totals never go back."""
+        """Drop a dead process's live gauges and status file; its counters stay, so totals never go back."""
         multiprocess.mark_process_dead(pid, path=str(self.path))
+        status_file(self.path, pid).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close this process's files, restore the environment and delete a directory we made."""

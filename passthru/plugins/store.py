@@ -57,6 +57,7 @@ class IdentifierStatus:
     status: str
     last_error: str | None
     serving: bool
+    version: str | None = None  # SHA-256 of the content that serves (None: nothing serves)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -81,7 +82,8 @@ class _File:
 
     def status(self) -> IdentifierStatus:
         state = REJECTED if self.rejected else DISABLED if self.disabled else ACTIVE
-        return IdentifierStatus(self.name, str(self.path), state, self.last_error, self.in_service)
+        version = self.serving.digest if self.serving is not None else None
+        return IdentifierStatus(self.name, str(self.path), state, self.last_error, self.in_service, version)
 
 
 class UserIdentifiers:

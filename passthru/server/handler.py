@@ -186,6 +186,7 @@ class ConnectionHandler:
             reject(client)
             return
         record.route = route.name
+        metrics.routed(route.name)
         connection.route, connection.prefix = route, prefix.data
         self.forward(connection)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 import gevent
 from gevent.event import Event
 
 from passthru import metrics
+from passthru.admin.worker_state import ReloadResult, WorkerState
 from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
 from passthru.connlog import CONNECTIONS
@@ -62,6 +64,8 @@ class Service:
         self.handler = ConnectionHandler(self.current_runtime, lambda: self.user, worker, log_format)
         self.health = HealthMonitor()  # backend checks of the current config (pools)
         self.handler.on_capacity = self.resume_accepting
+        self.last_reload: ReloadResult | None = None  # for /status.json
+        self.status = WorkerState(self)
 
     # -- state ---------------------------------------------------------------------------
     def current_runtime(self) -> Runtime:
@@ -89,6 +93,8 @@ class Service:
             except OSError as exc:  # e.g. unreadable after dropping privileges: serve, but say so
                 log.error("cannot watch %s (%s): changes there need SIGHUP or a restart", what, exc)
         self.log_startup(config)
+        self.last_reload = ReloadResult(time.time(), True)
+        self.status.start()
         metrics.started()
         notify(READY)  # every listener is bound
 
@@ -139,6 +145,7 @@ class Service:
         except ConfigErrors as errors:
             log.error("reload rejected, still serving the previous config:\n%s", errors)
             metrics.reload(False)
+            self.last_reload = ReloadResult(time.time(), False, str(errors))
             return False
         previous, self._runtime = self._runtime, Runtime.build(config)
         try:
@@ -147,11 +154,13 @@ class Service:
             self._runtime = previous
             log.error("reload rejected, cannot listen: %s; still serving the previous config", exc)
             metrics.reload(False)
+            self.last_reload = ReloadResult(time.time(), False, f"cannot listen: {exc}")
             return False
         self.health.apply(config)  # pools: keep, replace or stop backend checks
         check_transparent(config.routes)
         RESOLVER.apply(config)
         metrics.reload(True)
+        self.last_reload = ReloadResult(time.time(), True)
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
 
@@ -213,6 +222,7 @@ class Service:
         if self._config_watcher is not None:
             self._config_watcher.stop()
         CONNECTIONS.flush()
+        self.status.stop()
         self.stopped.set()
 
     def serve_forever(self) -> None:
