@@ -3,7 +3,8 @@
 Loopback clients, and clients in ``admin.allow``, pass the address check; everyone else gets 403.
 With ``admin.token_file``, every client must also present the token (401 otherwise): as
 ``Authorization: Bearer <token>`` (``passthru status``, scripts), or as the password of HTTP Basic
-authentication with any user name (a browser asks for it, as HAProxy's ``stats auth`` does). The token file is read on each request, so a rotated secret takes effect at once, and
+authentication with any user name (a browser asks for it, as HAProxy's ``stats auth`` does).
+The token file is read on each request, so a rotated secret takes effect at once, and it is
 compared in constant time. ``/metrics``, ``/healthz`` and ``/readyz`` are not affected.
 """
 
@@ -21,7 +22,10 @@ from passthru.config.operating import AdminAccess
 log = logging.getLogger("passthru.admin")
 
 FORBIDDEN = ("403 Forbidden", "forbidden: the status is only shown to allowed addresses (admin.allow)\n")
-UNAUTHORIZED = ("401 Unauthorized", "unauthorized: send the token of admin.token_file (Bearer, or as a Basic password)\n")
+UNAUTHORIZED = (
+    "401 Unauthorized",
+    "unauthorized: send the token of admin.token_file (Bearer, or as a Basic password)\n",
+)
 CHALLENGE = ("WWW-Authenticate", 'Basic realm="passthru status", charset="UTF-8"')
 
 
@@ -66,7 +70,9 @@ class AccessPolicy:
         except (OSError, UnicodeDecodeError) as exc:
             if not self._unreadable_logged:
                 self._unreadable_logged = True
-                log.error("cannot read admin.token_file %s (%s): refusing the status to everyone", self.access.token_file, exc)
+                log.error(
+                    "cannot read admin.token_file %s (%s): refusing the status to everyone", self.access.token_file, exc
+                )
             return None
         self._unreadable_logged = False
         return token or None

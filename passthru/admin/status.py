@@ -16,6 +16,7 @@ page opens. Backend up/down: each worker learns on its own (``server/backends.py
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import threading
@@ -131,7 +132,7 @@ class History:
         """``[[unix time, per second], ...]`` between consecutive samples: the page's chart."""
         points = list(self.points)
         out = []
-        for (t0, a), (t1, b) in zip(points, points[1:], strict=False):
+        for (t0, a), (t1, b) in itertools.pairwise(points):
             if t1 > t0:
                 out.append([round(t1, 3), round(max(0.0, b.get(key, 0.0) - a.get(key, 0.0)) / (t1 - t0), 3)])
         return out

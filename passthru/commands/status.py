@@ -148,7 +148,8 @@ def render(s: dict[str, Any]) -> str:
                 continue
             state = "up" if b["up"] else f"DOWN ({b['why']})" if b.get("why") else "DOWN"
             rows.append([*head, b["address"], state, str(b["open"]), f"{b['recent_failures']}/{b['failures']}"])
-    lines += ["", table(rows), f"default: {s.get('default') or 'reject'}; on_timeout: {s.get('on_timeout') or 'reject'}"]
+    fallbacks = f"default: {s.get('default') or 'reject'}; on_timeout: {s.get('on_timeout') or 'reject'}"
+    lines += ["", table(rows), fallbacks]
     own = [i for i in s["identifiers"] if i["source"] != "built-in"]
     builtins = [i["name"] for i in s["identifiers"] if i["source"] == "built-in"]
     if own:
@@ -156,7 +157,8 @@ def render(s: dict[str, Any]) -> str:
         for i in own:
             state = "disabled" if i["disabled"] else i["status"]
             error = (i.get("error") or "-").splitlines()[0]
-            rows.append([i["name"], i.get("file") or i["source"], i.get("version") or "-", state, str(i["errors"]), error])
+            source = i.get("file") or i["source"]
+            rows.append([i["name"], source, i.get("version") or "-", state, str(i["errors"]), error])
         lines += ["", table(rows)]
     lines.append(f"built-in identifiers: {len(builtins)}")
     rows = [["WORKER", "PID", "UP"]]
