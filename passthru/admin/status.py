@@ -290,28 +290,22 @@ def quantile(cumulative: list[tuple[float, float]], count: float, q: float) -> f
     return None
 
 
+SEVERITY = {"active": 0, "rejected": 1, "disabled": 2}
+
+
 def identifier_status(
     identifiers: list[dict[str, Any]], samples: Samples, states: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Identifiers of the newest process, with errors summed over all, and any worker's error text."""
+    """The newest process's identifiers, each as its worst state in any worker (a file that one
+    worker rejected or disabled shows so), with errors summed over all workers."""
     errors = by_label(samples, "passthru_user_identifier_errors_total", "identifier")
-    texts: dict[str, str] = {}
-    disabled: set[str] = set()
+    worst: dict[str, dict[str, Any]] = {}
     for state in states:
         for entry in state.get("identifiers", []):
-            if entry.get("error"):
-                texts.setdefault(entry["name"], entry["error"])
-            if entry.get("disabled"):
-                disabled.add(entry["name"])
-    return [
-        {
-            **entry,
-            "errors": int(errors.get(entry["name"], 0)),
-            "error": entry.get("error") or texts.get(entry["name"]),
-            "disabled": entry.get("disabled", False) or entry["name"] in disabled,
-        }
-        for entry in identifiers
-    ]
+            seen = worst.get(entry["name"])
+            if seen is None or SEVERITY.get(entry.get("status"), 0) > SEVERITY.get(seen.get("status"), 0):
+                worst[entry["name"]] = entry
+    return [{**worst.get(e["name"], e), "errors": int(errors.get(e["name"], 0))} for e in identifiers]
 
 
 def reload_status(states: list[dict[str, Any]]) -> dict[str, Any]:
