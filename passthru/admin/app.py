@@ -56,7 +56,7 @@ def admin_app(
                 return _plain(start_response, refusal[0], refusal[1], extra)
             if path == "/":
                 return _send(start_response, "200 OK", "text/html; charset=utf-8", PAGE, PAGE_HEADERS)
-            body = json.dumps(status(), separators=(",", ":"), default=str).encode()
+            body = json.dumps(status(), separators=(",", ":"), default=str, allow_nan=False).encode()
             return _send(start_response, "200 OK", "application/json", body)
         return _plain(start_response, "404 Not Found", "not found; try " + ", ".join(PATHS) + "\n")
 

@@ -202,7 +202,11 @@ def build(samples: Samples, states: list[dict[str, Any]], history: History, now:
         "identifiers": identifier_status(newest.get("identifiers", []), samples, states),
         "reload": reload_status(states),
         "workers": [{"pid": s["pid"], "worker": s.get("worker", 0), "started": s.get("started")} for s in states],
-        "history": {"interval": SAMPLE_SECONDS, "connections_per_second": history.series("opened")},
+        "history": {
+            "interval": SAMPLE_SECONDS,
+            "span": KEEP_SECONDS,
+            "connections_per_second": history.series("opened"),
+        },
     }
 
 
@@ -263,8 +267,8 @@ def identify_status(samples: Samples) -> dict[str, Any]:
         if name == "passthru_identify_seconds_bucket"
     )
     buckets, previous = [], 0.0
-    for le, value in cumulative:
-        buckets.append({"le": le, "count": int(value - previous)})
+    for le, value in cumulative:  # the last bucket, +Inf in Prometheus, is "le": null (JSON has no infinity)
+        buckets.append({"le": le if le != float("inf") else None, "count": int(value - previous)})
         previous = value
     count = total(samples, "passthru_identify_seconds_count")
     return {
@@ -286,7 +290,7 @@ def quantile(cumulative: list[tuple[float, float]], count: float, q: float) -> f
         return None
     for le, value in cumulative:
         if value >= q * count:
-            return le
+            return le if le != float("inf") else None
     return None
 
 

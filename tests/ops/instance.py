@@ -60,7 +60,7 @@ class Instance:
 
     def status(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "status.json", timeout=5) as response:
-            return json.loads(response.read())
+            return json.loads(response.read(), parse_constant=strict)
 
     def wait_status(self, predicate: Callable[[dict[str, Any]], object], timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -81,6 +81,10 @@ class Instance:
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
             sock.sendall(data)
             return recv_all(sock)
+
+
+def strict(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON (browsers refuse it)")
 
 
 def route(status: dict[str, Any], name: str) -> dict[str, Any]:
