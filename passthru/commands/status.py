@@ -126,7 +126,7 @@ def render(s: dict[str, Any]) -> str:
     workers = s["workers"]
     lines = [
         f"Passthru {s['version']}: {len(workers)} worker{'s' if len(workers) != 1 else ''}; connections: "
-        f"{c['open']} open, {c['identifying']} identifying, {c['per_second']:g}/s, {c['total']} in total; "
+        f"{c['open']} open, {c['identifying']} identifying, {c['per_second']:.1f}/s, {c['total']} in total; "
         f"{s['unmatched']} matched no route",
     ]
     reload = s["reload"]
