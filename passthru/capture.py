@@ -80,6 +80,8 @@ class RateWindow:
         self.fd: int | None = None
 
     def take(self, now: float) -> bool:
+        if self.fd is not None and os.fstat(self.fd).st_nlink == 0:
+            self.close()  # the directory was removed and made again: share the new file
         if self.fd is None:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         window = int(now // self.period)

@@ -144,6 +144,7 @@ def identifiers(service: Service, config_path: Path, config_version: str | None)
     user = service.user
     taken: set[str] = set()
     if user is not None:
+        versions = user.versions()
         for status in user.statuses():
             taken.add(status.name)
             found.append(
@@ -151,7 +152,7 @@ def identifiers(service: Service, config_path: Path, config_version: str | None)
                     "name": status.name,
                     "source": "file",
                     "file": status.source,
-                    "version": status.version[:12] if status.version else None,
+                    "version": versions[status.source][:12] if status.source in versions else None,
                     "status": status.status,
                     "serving": status.serving,
                     "disabled": status.status == "disabled",

@@ -57,7 +57,6 @@ class IdentifierStatus:
     status: str
     last_error: str | None
     serving: bool
-    version: str | None = None  # SHA-256 of the content that serves (None: nothing serves)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -82,8 +81,7 @@ class _File:
 
     def status(self) -> IdentifierStatus:
         state = REJECTED if self.rejected else DISABLED if self.disabled else ACTIVE
-        version = self.serving.digest if self.serving is not None else None
-        return IdentifierStatus(self.name, str(self.path), state, self.last_error, self.in_service, version)
+        return IdentifierStatus(self.name, str(self.path), state, self.last_error, self.in_service)
 
 
 class UserIdentifiers:
@@ -143,6 +141,10 @@ class UserIdentifiers:
 
     def statuses(self) -> list[IdentifierStatus]:
         return [f.status() for f in sorted(self._files.values(), key=lambda f: f.path)]
+
+    def versions(self) -> dict[str, str]:
+        """SHA-256 of the content serving now, by file (as ``IdentifierStatus.source``)."""
+        return {str(f.path): f.serving.digest for f in self._files.values() if f.serving is not None}
 
     def load_history(self, path: Path) -> list[str]:
         """SHA-256 of each content of ``path`` that was loaded (tried), oldest first, last 32.
