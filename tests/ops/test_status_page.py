@@ -92,7 +92,7 @@ def test_status_page_in_chromium(tmp_path: Path, browser_page) -> None:  # type:
                 timeout=15000,
             )
             page.wait_for_selector("#routes td[data-backend] + td .badge.down", timeout=15000)
-            assert page.inner_text("#unmatched") == "1"
+            page.wait_for_function("() => document.getElementById('unmatched').textContent === '1'", timeout=15000)
 
             # a broken identifier file: the page shows its error, the old version still serves
             (inst.directory / "identifiers" / "zqx.py").write_text(IDENTIFIER.replace("def identify", "def identify(:"))
