@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import os
+import struct
 import threading
 import time
 from collections import deque
@@ -40,8 +41,23 @@ RATE_WINDOW = 10.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+#: A worker that just started may have created its metric file but not yet sized it:
+#: prometheus-client's reader then fails (struct.error). Read again after a moment.
+READ_ATTEMPTS = 5
+READ_RETRY_SECONDS = 0.02
+
+
 def read_samples(registry: CollectorRegistry) -> Samples:
     """Every sample of the registry: (name, sorted labels) -> value."""
+    for _ in range(READ_ATTEMPTS - 1):
+        try:
+            return _collect(registry)
+        except struct.error:
+            time.sleep(READ_RETRY_SECONDS)
+    return _collect(registry)
+
+
+def _collect(registry: CollectorRegistry) -> Samples:
     found: Samples = {}
     for family in registry.collect():
         for sample in family.samples:
@@ -179,10 +195,16 @@ def build(samples: Samples, states: list[dict[str, Any]], history: History, now:
     newest = max(states, key=lambda s: (s.get("reload") or {}).get("at", 0), default={})
     backends = merge_backends(states)
     routes = [route_status(route, samples, flat, backends, history, now) for route in newest.get("routes", [])]
+    protocol_open = by_label(samples, "passthru_protocol_connections_open", "protocol")
+    finished = {key.split(":", 1)[1]: value for key, value in flat.items() if key.startswith("protocol:")}
     protocols = [
-        {"name": key.split(":", 1)[1], "total": int(value), "per_second": round(history.rate(key, value, now), 3)}
-        for key, value in sorted(flat.items())
-        if key.startswith("protocol:")
+        {
+            "name": name,
+            "open": int(protocol_open.get(name, 0)),
+            "total": int(finished.get(name, 0)),
+            "per_second": round(history.rate(f"protocol:{name}", finished.get(name, 0.0), now), 3),
+        }
+        for name in sorted(finished.keys() | protocol_open.keys())
     ]
     return {
         "version": __version__,

@@ -147,11 +147,12 @@ def unmatched(protocol: str | None) -> None:
 
 
 @_hook
-def routed(route: str) -> None:
-    """A route was chosen for the connection (``record.route`` set): it is open on that route
-    until ``connection_closed``."""
+def routed(route: str, protocol: str | None) -> None:
+    """A route was chosen for the connection (``record.route`` set; ``protocol`` is
+    ``record.protocol``): it is open on that route and protocol until ``connection_closed``."""
     if (m := _recorder()) is not None:
         m.route_open.labels(route).inc()
+        m.protocol_open.labels(protocol or NO_PROTOCOL).inc()
 
 
 @_hook
@@ -161,6 +162,7 @@ def connection_closed(record: ConnectionRecord) -> None:
         m.active.dec()
         if record.route:
             m.route_open.labels(record.route).dec()
+            m.protocol_open.labels(record.protocol or NO_PROTOCOL).dec()
         route = record.route or NO_ROUTE
         m.connections.labels(route, record.protocol or NO_PROTOCOL, record.ended).inc()
         if record.bytes_up:

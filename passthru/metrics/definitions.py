@@ -59,6 +59,13 @@ class Metrics:
             registry=None,
             multiprocess_mode="livesum",
         )
+        self.protocol_open = Gauge(
+            "passthru_protocol_connections_open",
+            "Routed connections open now per identified protocol, summed over live workers.",
+            ["protocol"],
+            registry=None,
+            multiprocess_mode="livesum",
+        )
         self.active = Gauge(
             "passthru_connections_active",
             "Connections open now (identifying or relaying), summed over live workers.",

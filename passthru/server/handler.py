@@ -186,7 +186,7 @@ class ConnectionHandler:
             reject(client)
             return
         record.route = route.name
-        metrics.routed(route.name)
+        metrics.routed(route.name, record.protocol)
         connection.route, connection.prefix = route, prefix.data
         self.forward(connection)
 

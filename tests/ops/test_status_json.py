@@ -45,7 +45,9 @@ def test_status_follows_what_happens(tmp_path: Path) -> None:
             status = inst.wait_status(lambda s: route(s, "ssh")["open"] == 1 and route(s, "ssh")["backends"][0]["open"])
             assert status["connections"]["open"] >= 1
             assert route(status, "ssh")["backends"][0]["open"] == 1
-        inst.wait_status(lambda s: route(s, "ssh")["open"] == 0 and route(s, "ssh")["total"] == 1)
+            assert {p["name"]: p["open"] for p in status["protocols"]}.get("ssh") == 1
+        status = inst.wait_status(lambda s: route(s, "ssh")["open"] == 0 and route(s, "ssh")["total"] == 1)
+        assert {p["name"]: p["open"] for p in status["protocols"]}["ssh"] == 0
 
         # a refusing backend is down, with why and its failures
         assert inst.send(HTTP_REQUEST) == b""
