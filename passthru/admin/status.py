@@ -19,7 +19,6 @@ import contextlib
 import itertools
 import json
 import os
-import struct
 import threading
 import time
 from collections import deque
@@ -41,23 +40,8 @@ RATE_WINDOW = 10.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-#: A worker that just started may have created its metric file but not yet sized it:
-#: prometheus-client's reader then fails (struct.error). Read again after a moment.
-READ_ATTEMPTS = 5
-READ_RETRY_SECONDS = 0.02
-
-
 def read_samples(registry: CollectorRegistry) -> Samples:
     """Every sample of the registry: (name, sorted labels) -> value."""
-    for _ in range(READ_ATTEMPTS - 1):
-        try:
-            return _collect(registry)
-        except struct.error:
-            time.sleep(READ_RETRY_SECONDS)
-    return _collect(registry)
-
-
-def _collect(registry: CollectorRegistry) -> Samples:
     found: Samples = {}
     for family in registry.collect():
         for sample in family.samples:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess, values
@@ -22,6 +24,27 @@ STATUS_PREFIX = "status-"
 
 def status_file(directory: Path, pid: int) -> Path:
     return directory / f"{STATUS_PREFIX}{pid}.json"
+
+
+#: A worker that just started may have created its metric file but not yet sized it; the
+#: reader then fails with struct.error (a 500 on /metrics). Read again after a moment.
+READ_ATTEMPTS = 5
+READ_RETRY_SECONDS = 0.02
+
+
+class RetryingCollector:
+    """prometheus-client's MultiProcessCollector, read again when a file is being created."""
+
+    def __init__(self, path: Path) -> None:
+        self.collector = multiprocess.MultiProcessCollector(None, path=str(path))
+
+    def collect(self) -> list:
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                return list(self.collector.collect())
+            except struct.error:
+                time.sleep(READ_RETRY_SECONDS)
+        return list(self.collector.collect())
 
 
 class MultiprocessDirectory:
@@ -48,12 +71,12 @@ class MultiprocessDirectory:
     def registry(self) -> CollectorRegistry:
         """A registry that, when collected, sums every process's files."""
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(self.path))
+        registry.register(RetryingCollector(self.path))
         return registry
 
     def gauge_total(self, name: str) -> float:
         """The aggregated value of one unlabelled gauge (0 when no process has written it)."""
-        for family in multiprocess.MultiProcessCollector(None, path=str(self.path)).collect():
+        for family in RetryingCollector(self.path).collect():
             if family.name == name:
                 return sum(sample.value for sample in family.samples)
         return 0.0
