@@ -116,5 +116,7 @@ def test_version_and_help() -> None:
     assert version.returncode == 0 and version.stdout.decode().strip() == f"passthru {__version__}"
     help_text = run_cli("--help").stdout.decode()
     assert "status" in help_text and "forwards the whole connection" in help_text
-    for marker in ("``", "passthru/", ":class:", "passthru.commands"):
+    for command in ("run", "check", "identify", "route", "config", "identifiers", "status"):
+        help_text += run_cli(command, "--help").stdout.decode()
+    for marker in ("``", "passthru/", ":class:", "passthru.commands", "Namespace"):
         assert marker not in help_text
