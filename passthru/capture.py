@@ -140,9 +140,11 @@ class Capture:
                 log.exception("capture: cannot queue a sample; capture goes on without it")
 
     def _ensure_writer(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
             return
-        self._pid = os.getpid()  # a forked worker: the parent's thread did not come along
+        # first use; or a forked worker (the parent's thread did not come along); or this setting
+        # serves again after close() (a reload that failed to listen restored the old runtime)
+        self._pid = os.getpid()
         self.queue = queue.Queue(QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name="passthru-capture", daemon=True)
         self._thread.start()

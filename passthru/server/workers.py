@@ -34,7 +34,6 @@ class Supervisor:
         self.children: dict[int, int] = {}  # pid -> worker index
         self.stopping = False
         self.pending: list[int] = []
-        self.started_at: dict[int, float] = {}  # pid -> time.time() of its fork
         self.channel = notify.WorkerChannel()  # workers' sd_notify messages come here
         self.readiness = notify.Aggregator(count)
 
@@ -50,7 +49,6 @@ class Supervisor:
             finally:
                 os._exit(code)
         self.children[pid] = index
-        self.started_at[pid] = time.time()
         log.info("worker %d started (pid %d)", index, pid)
 
     def forward(self, signum: int, _frame: object = None) -> None:
@@ -104,7 +102,6 @@ class Supervisor:
                 continue
             metrics.worker_exited(pid)
             self.readiness.exited(pid)
-            self.started_at.pop(pid, None)
             how = describe_status(status)
             if self.stopping:
                 log.info("worker %d (pid %d) %s", index, pid, how)
