@@ -1,4 +1,5 @@
 """The ``passthru`` command line: one sub-command module per job under ``passthru/commands``."""
+# The module docstring is for developers; ``passthru --help`` shows DESCRIPTION and EPILOG.
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from passthru import __version__
 
 #: Sub-command modules. Each defines ``register(subparsers)`` which adds its parser(s) and sets
 #: ``func`` (called with the parsed namespace, returning the exit code).
@@ -16,12 +19,24 @@ COMMAND_MODULES = (
     "passthru.commands.route",
     "passthru.commands.config_cmd",
     "passthru.commands.identifiers",
+    "passthru.commands.status",
+)
+
+DESCRIPTION = (
+    "Passthru shares one TCP port between many services: it reads the first bytes of each "
+    "connection, recognises the protocol (TLS with its SNI, HTTP with its Host, SSH, ...) and "
+    "forwards the whole connection, untouched, to the backend your routes name."
+)
+EPILOG = (
+    "Every command that reads a config takes -c PATH (default: ./config.yaml). "
+    "Run 'passthru COMMAND --help' for a command's options."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="passthru", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="passthru", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-V", "--version", action="version", version=f"passthru {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser

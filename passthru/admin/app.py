@@ -1,28 +1,41 @@
-"""The admin endpoints as one WSGI app: ``/metrics``, ``/healthz``, ``/readyz``.
+"""The admin endpoints as one WSGI app: ``/metrics``, ``/healthz``, ``/readyz``, and the status:
+``/`` (one self-contained HTML page) and ``/status.json``.
 
 ``/metrics`` is prometheus-client's own WSGI app (content negotiation: Prometheus text or
 OpenMetrics, gzip) over a registry that sums the workers' files. ``/healthz`` answers 200 as long
-as the process can answer at all; ``/readyz`` asks ``readiness()`` on every probe.
+as the process can answer at all; ``/readyz`` asks ``readiness()`` on every probe. ``/`` and
+``/status.json`` answer only clients :class:`~passthru.admin.access.AccessPolicy` allows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from passthru.admin.access import CHALLENGE, AccessPolicy
+from passthru.admin.page import PAGE, PAGE_HEADERS
+
 log = logging.getLogger("passthru.admin")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-PATHS = ("/metrics", "/healthz", "/readyz")
+PATHS = ("/", "/status.json", "/metrics", "/healthz", "/readyz")
+NO_STORE = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
 
 
-def admin_app(registry: CollectorRegistry, readiness: Callable[[], bool]) -> WSGIApp:
+def admin_app(
+    registry: CollectorRegistry,
+    readiness: Callable[[], bool],
+    status: Callable[[], dict[str, Any]] | None = None,
+    access: AccessPolicy | None = None,
+) -> WSGIApp:
     metrics = make_wsgi_app(registry)
+    policy = access or AccessPolicy(None)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -36,6 +49,15 @@ def admin_app(registry: CollectorRegistry, readiness: Callable[[], bool]) -> WSG
             if _is_ready(readiness):
                 return _plain(start_response, "200 OK", "ready\n")
             return _plain(start_response, "503 Service Unavailable", "not ready (starting or draining)\n")
+        if path in ("/", "/status.json") and status is not None:
+            refusal = policy.refusal(environ)
+            if refusal is not None:
+                extra = [CHALLENGE] if refusal[0].startswith("401") else []
+                return _plain(start_response, refusal[0], refusal[1], extra)
+            if path == "/":
+                return _send(start_response, "200 OK", "text/html; charset=utf-8", PAGE, PAGE_HEADERS)
+            body = json.dumps(status(), separators=(",", ":"), default=str, allow_nan=False).encode()
+            return _send(start_response, "200 OK", "application/json", body)
         return _plain(start_response, "404 Not Found", "not found; try " + ", ".join(PATHS) + "\n")
 
     return app
@@ -52,9 +74,18 @@ def _is_ready(readiness: Callable[[], bool]) -> bool:
 def _plain(
     start_response: StartResponse, status: str, body: str, headers: list[tuple[str, str]] | None = None
 ) -> list[bytes]:
-    data = body.encode()
+    return _send(start_response, status, "text/plain; charset=utf-8", body.encode(), headers)
+
+
+def _send(
+    start_response: StartResponse,
+    status: str,
+    content_type: str,
+    data: bytes,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     start_response(
         status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))), *(headers or [])],
+        [("Content-Type", content_type), ("Content-Length", str(len(data))), *NO_STORE, *(headers or [])],
     )
     return [data]

@@ -3,10 +3,12 @@
 ``list`` loads the config's ``identifiers_dir`` as the server would at start-up and shows each
 file's name, status (``active``/``rejected``; ``disabled`` only happens in a running server),
 source and last error. ``test FILE`` loads one file, runs its ``SAMPLES`` exactly as the
-server does before a version may serve, and answers for bytes given with ``--hex``.
+server does before a version may serve, and answers for bytes given with ``--hex`` and for every
+sample in a ``--captures`` directory (what ``capture:`` wrote), with an ``N of M samples match`` line.
 
-Exit codes: ``list`` 0; ``test`` 0 when every sample passes (and no ``--hex`` input made it
-fail), 1 otherwise, 2 when the file does not load or an argument is wrong.
+Exit codes: ``list`` 0; ``test`` 0 when every sample passes (and no ``--hex`` input or capture
+made it fail; matching no capture is not a failure), 1 otherwise, 2 when the file does not load,
+the captures directory cannot be read, or an argument is wrong.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     testing.add_argument("file", type=Path, help="an identifier file (.py)")
     testing.add_argument(
         "--hex", action="append", default=[], metavar="HEX", help="bytes to identify (repeatable; spaces ignored)"
+    )
+    testing.add_argument(
+        "--captures",
+        type=Path,
+        metavar="DIR",
+        help="also run it against every sample in DIR (capture: in the config) and count the matches",
     )
     testing.add_argument(
         "--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS", help="time per call (default %(default)s)"
@@ -130,7 +138,46 @@ def file_test_command(args: argparse.Namespace) -> int:
         answer = answer_for(identifier, data, call)
         errors += answer["result"] == "error"
         print(json.dumps(answer, default=str))
+    if args.captures is not None:
+        try:
+            errors += test_captures(identifier, args.captures, call)
+        except OSError as exc:
+            print(f"{args.captures}: cannot read captures: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     return 1 if failed or errors else 0
+
+
+def test_captures(identifier: Identifier, directory: Path, call: Any) -> int:
+    """One line per captured sample (oldest first) and the ``N of M samples match`` summary;
+    returns how many samples made the identifier fail."""
+    samples = sorted(p for p in directory.iterdir() if p.suffix == ".bin" and not p.name.startswith("."))
+    matched = errors = 0
+    for path in samples:
+        data = path.read_bytes()
+        answer = answer_for(identifier, data, call)
+        result, verdict = answer["result"], answer.get("verdict")
+        if result == "match":
+            matched += 1
+            shown = f"match     {json.dumps(verdict, default=str, sort_keys=True)}"
+        elif result == "need_more":
+            shown = f"no match  (wants {verdict} bytes; the sample has {len(data)})"
+        elif result == "error":
+            errors += 1
+            shown = f"ERROR     {answer['error']}"
+        else:
+            shown = "no match"
+        print(f"  {path.name}  {shown}{_capture_note(path)}")
+    print(f"{matched} of {len(samples)} samples match ({directory})")
+    return errors
+
+
+def _capture_note(path: Path) -> str:
+    """``  [unmatched from 203.0.113.9:51234]`` from the sample's ``.json``, when it has one."""
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return f"  [{meta.get('reason', '?')} from {meta.get('client', '?')}]" if isinstance(meta, dict) else ""
 
 
 def answer_for(identifier: Identifier, data: bytes, call: Any) -> dict[str, Any]:

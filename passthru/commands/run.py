@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     raise_open_files_limit()
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(observability(config.admin))  # before forking: workers inherit it
+            stack.enter_context(observability(config.admin, config.admin_access))  # before forking
         except OSError as exc:
             log.error("cannot serve the admin endpoint on %s: %s", config.admin, exc)
             return 1

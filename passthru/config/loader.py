@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from passthru.config import operating, sections
 from passthru.config import routes as route_rules
-from passthru.config import sections
 from passthru.config.checker import Checker, describe
 from passthru.config.document import Node, parse_document
 from passthru.config.errors import ConfigError, ConfigErrors
@@ -42,6 +42,7 @@ TOP_KEYS = (
     "log_format",
     "user",
     "group",
+    "capture",
 )
 REQUIRED_TOP = {"listen": "e.g. listen: 0.0.0.0:8443", "routes": "a list of routes, e.g. routes: [] "}
 
@@ -134,6 +135,7 @@ def _build(check: Checker, root: Node, path: Path, known_protocols: Protocols) -
     default_node, timeout_node = get("default"), get("on_timeout")
     default = route_rules.target(check, default_node, by_name, route_names) if default_node else None
     on_timeout = route_rules.target(check, timeout_node, by_name, route_names) if timeout_node else default
+    admin, admin_access = operating.admin(check, get("admin"), path)
     return Config(
         path=path,
         listeners=listeners,
@@ -144,9 +146,11 @@ def _build(check: Checker, root: Node, path: Path, known_protocols: Protocols) -
         on_timeout=on_timeout,
         identifiers_dir=sections.identifiers_dir(check, get("identifiers_dir"), path),
         workers=sections.workers(check, get("workers")),
-        admin=sections.admin(check, get("admin")),
+        admin=admin,
         declarative=declarative,
         log_format=sections.log_format(check, get("log_format")),
         user=sections.account(check, get("user"), pwd.getpwnam, "user"),
         group=sections.account(check, get("group"), grp.getgrnam, "group"),
+        admin_access=admin_access,
+        capture=operating.capture(check, get("capture"), path),
     )

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from passthru.config.operating import AdminAccess, CaptureSettings
 
 from passthru.identify.base import FieldKind
 
@@ -228,6 +232,9 @@ class Config:
     #: Drop to this user (and group) once the listen sockets are bound; None keeps the caller's.
     user: str | None = None
     group: str | None = None
+    #: ``admin:`` as a mapping (who may see the status page) and ``capture:``: config/operating.py
+    admin_access: AdminAccess | None = None
+    capture: CaptureSettings | None = None
     _by_name: Mapping[str, Route] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from passthru.config.addresses import parse_endpoint, parse_network
 from passthru.config.checker import Checker
 from passthru.config.document import Node
-from passthru.config.model import LOG_FORMATS, Endpoint, Limits, Listener, Timeouts
+from passthru.config.model import LOG_FORMATS, Limits, Listener, Timeouts
 from passthru.config.units import parse_count, parse_duration, parse_rate, parse_size
 
 S = TypeVar("S")
@@ -164,13 +164,6 @@ def workers(check: Checker, node: Node | None) -> int:
         return value
     check.error(node.pos, f"workers must be a whole number 1 or more, or auto (one per CPU), not {value!r}")
     return 1
-
-
-def admin(check: Checker, node: Node | None) -> Endpoint | None:
-    """The admin endpoint; absent or null means off."""
-    if node is None or node.value is None:
-        return None
-    return check.converted(node, parse_endpoint)
 
 
 def account(check: Checker, node: Node | None, lookup: Callable[[str], object], what: str) -> str | None:

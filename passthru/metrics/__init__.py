@@ -74,6 +74,11 @@ def enabled() -> bool:
     return _directory is not None
 
 
+def directory() -> Path | None:
+    """The multiprocess directory (per-worker status files live there too), or None when off."""
+    return _directory.path if _directory is not None else None
+
+
 def registry() -> CollectorRegistry:
     """What ``/metrics`` serves: every process's files, summed. Requires ``setup()``."""
     if _directory is None:
@@ -141,6 +146,15 @@ def unmatched(protocol: str | None) -> None:
         m.unmatched.labels(protocol or NO_PROTOCOL).inc()
 
 
+def routed(route: str, protocol: str | None) -> None:
+    """A route was chosen for the connection (``record.route`` set; ``protocol`` is
+    ``record.protocol``): it is open on that route and protocol until ``connection_closed``."""
+    tally = ConnectionTally()
+    tally.routed(route, protocol)
+    connections_batch(tally)
+
+
+@_hook
 def connection_closed(record: ConnectionRecord) -> None:
     """A connection ended: count it and its bytes, and it is no longer active."""
     tally = ConnectionTally()
@@ -156,10 +170,18 @@ def connections_batch(tally: ConnectionTally) -> None:
     if (m := _recorder()) is not None:
         if tally.opened != tally.closed_count:
             m.active.inc(tally.opened - tally.closed_count)
+        if tally.opened:
+            m.opened.inc(tally.opened)
         for (route, protocol, ended), count in tally.closed.items():
             m.connections.labels(route, protocol, ended).inc(count)
         for (route, direction), count in tally.bytes.items():
             m.bytes.labels(route, direction).inc(count)
+        for route, delta in tally.route_open.items():
+            if delta:
+                m.route_open.labels(route).inc(delta)
+        for protocol, delta in tally.protocol_open.items():
+            if delta:
+                m.protocol_open.labels(protocol).inc(delta)
         for seconds in tally.identify_seconds:
             m.identify_seconds.observe(seconds)
 
@@ -173,9 +195,18 @@ class ConnectionTally:
         self.closed_count = 0
         self.closed: Counter[tuple[str, str, str]] = Counter()
         self.bytes: Counter[tuple[str, str]] = Counter()
+        self.route_open: Counter[str] = Counter()  # change of the connections open per route
+        self.protocol_open: Counter[str] = Counter()
         self.identify_seconds: list[float] = []
 
+    def routed(self, route: str, protocol: str | None) -> None:
+        self.route_open[route] += 1
+        self.protocol_open[protocol or NO_PROTOCOL] += 1
+
     def connection_closed(self, record: ConnectionRecord) -> None:
+        if record.route:
+            self.route_open[record.route] -= 1
+            self.protocol_open[record.protocol or NO_PROTOCOL] -= 1
         route = record.route or NO_ROUTE
         self.closed_count += 1
         self.closed[(route, record.protocol or NO_PROTOCOL, record.ended)] += 1
@@ -185,7 +216,7 @@ class ConnectionTally:
             self.bytes[(route, "down")] += record.bytes_down
 
     def empty(self) -> bool:
-        return not (self.opened or self.closed_count or self.identify_seconds)
+        return not (self.opened or self.closed_count or self.identify_seconds or self.route_open)
 
 
 @_hook

@@ -47,6 +47,25 @@ class Metrics:
             ["route", "protocol", "ended"],
             registry=None,
         )
+        self.opened = Counter(
+            "passthru_connections_opened",
+            "Accepted connections (what the status page's connections per second counts).",
+            registry=None,
+        )
+        self.route_open = Gauge(
+            "passthru_route_connections_open",
+            "Connections open now per route (dialing or relaying), summed over live workers.",
+            ["route"],
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.protocol_open = Gauge(
+            "passthru_protocol_connections_open",
+            "Routed connections open now per identified protocol, summed over live workers.",
+            ["protocol"],
+            registry=None,
+            multiprocess_mode="livesum",
+        )
         self.active = Gauge(
             "passthru_connections_active",
             "Connections open now (identifying or relaying), summed over live workers.",

@@ -10,12 +10,41 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess, values
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: ``status-<pid>.json``: what each serving process publishes for ``/status.json`` (admin/worker_state.py).
+STATUS_PREFIX = "status-"
+
+
+def status_file(directory: Path, pid: int) -> Path:
+    return directory / f"{STATUS_PREFIX}{pid}.json"
+
+
+#: A worker that just started may have created its metric file but not yet sized it; the
+#: reader then fails with struct.error (a 500 on /metrics). Read again after a moment.
+READ_ATTEMPTS = 5
+READ_RETRY_SECONDS = 0.02
+
+
+class RetryingCollector:
+    """prometheus-client's MultiProcessCollector, read again when a file is being created."""
+
+    def __init__(self, path: Path) -> None:
+        self.collector = multiprocess.MultiProcessCollector(None, path=str(path))
+
+    def collect(self) -> list:
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                return list(self.collector.collect())
+            except struct.error:
+                time.sleep(READ_RETRY_SECONDS)
+        return list(self.collector.collect())
 
 
 class MultiprocessDirectory:
@@ -28,7 +57,7 @@ class MultiprocessDirectory:
         else:
             self.path = Path(path)
             self.path.mkdir(parents=True, exist_ok=True)
-            for stale in self.path.glob("*.db"):
+            for stale in [*self.path.glob("*.db"), *self.path.glob(f"{STATUS_PREFIX}*.json")]:
                 stale.unlink()
             self.owned = False
         self._previous_env = os.environ.get(ENV)
@@ -42,19 +71,20 @@ class MultiprocessDirectory:
     def registry(self) -> CollectorRegistry:
         """A registry that, when collected, sums every process's files."""
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(self.path))
+        registry.register(RetryingCollector(self.path))
         return registry
 
     def gauge_total(self, name: str) -> float:
         """The aggregated value of one unlabelled gauge (0 when no process has written it)."""
-        for family in multiprocess.MultiProcessCollector(None, path=str(self.path)).collect():
+        for family in RetryingCollector(self.path).collect():
             if family.name == name:
                 return sum(sample.value for sample in family.samples)
         return 0.0
 
     def process_exited(self, pid: int) -> None:
-        """Drop a dead process's live gauges; its counters stay, so totals never go back."""
+        """Drop a dead process's live gauges and status file; its counters stay, so totals never go back."""
         multiprocess.mark_process_dead(pid, path=str(self.path))
+        status_file(self.path, pid).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close this process's files, restore the environment and delete a directory we made."""

@@ -142,6 +142,10 @@ class UserIdentifiers:
     def statuses(self) -> list[IdentifierStatus]:
         return [f.status() for f in sorted(self._files.values(), key=lambda f: f.path)]
 
+    def versions(self) -> dict[str, str]:
+        """SHA-256 of the content serving now, by file (as ``IdentifierStatus.source``)."""
+        return {str(f.path): f.serving.digest for f in self._files.values() if f.serving is not None}
+
     def load_history(self, path: Path) -> list[str]:
         """SHA-256 of each content of ``path`` that was loaded (tried), oldest first, last 32.
 

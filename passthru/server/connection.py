@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from gevent import get_hub
 
-from passthru import proxyproto
+from passthru import capture, proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord
 from passthru.identify.engine import Decision, Identification, Preparing
@@ -68,7 +68,7 @@ _READ_VIEW = memoryview(_READ_BUFFER)
 
 
 @dataclass
-class Worker:
+class ConnectionContext:
     """What every connection of one process shares: where the current rules come from, the
     counting, the observers, and the identifier set prepared for the current rules."""
 
@@ -98,14 +98,14 @@ class Connection:
     """One accepted connection's sockets, state and record."""
 
     def __init__(
-        self, worker: Worker, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str
+        self, context: ConnectionContext, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str
     ) -> None:
-        self.worker = worker
-        self.runtime = worker.runtime()
+        self.context = context
+        self.runtime = context.runtime()
         self.client = client
         self.listener_key = listener_key
         self.record = ConnectionRecord(
-            id=f"{worker.worker}-{next(worker.ids)}", client=format_address(address), listener=listener_text
+            id=f"{context.worker}-{next(context.ids)}", client=format_address(address), listener=listener_text
         )
         self.started = time.monotonic()
         self.state = State.ACCEPTED
@@ -116,6 +116,7 @@ class Connection:
         #: only when a route sends a PROXY header: one system call less per connection).
         self.destination: tuple | None = None
         self.admitted = False  # counted by the per-source limits
+        self.unmatched = False  # it sent bytes no route rule matched: ``default`` took it
         self.identifying = False
         self.data = b""  # the prefix: every byte read before routing, sent first upstream
         self.identification: Identification | None = None
@@ -146,8 +147,8 @@ class Connection:
 
     # -- start --------------------------------------------------------------------------
     def start(self) -> None:
-        self.worker.counting.accepted(self)
-        self.worker.observers.opened(self)
+        self.context.counting.accepted(self)
+        self.context.observers.opened(self)
         self.identifying = True
         self._guarded(self._begin)
 
@@ -161,9 +162,9 @@ class Connection:
 
     def _admitted_then(self, then: Callable[[], None]) -> None:
         """Apply the per-source limits (to the real client, after any PROXY header)."""
-        refused = self.worker.counting.admit(self.runtime.config.limits, self)
+        refused = self.context.counting.admit(self.runtime.config.limits, self)
         if refused is not None:
-            self.worker.observers.refused(self, End(refused))
+            self.context.observers.refused(self, End(refused))
             self.close(End(refused))  # at once: nothing read, nothing sent
             return
         self.admitted = True
@@ -272,8 +273,8 @@ class Connection:
         if runtime.catch_all is not None:  # nothing to identify: dial at once
             self._prefix_done(Prefix(self.data, Decision(None, {}, None), "catch_all"))
             return
-        user = self.worker.user()
-        prepared = self.worker.preparing(runtime.identifiers(user))
+        user = self.context.user()
+        prepared = self.context.preparing(runtime.identifiers(user))
         self.identification = Identification((), guard=connection_guard(user), prepared=prepared)
         limit = runtime.config.limits.identify_bytes
         if self.data and len(self.data) < limit and self._fed():  # bytes that came with a PROXY header
@@ -329,7 +330,7 @@ class Connection:
         if self._postgres is None and self.runtime.router.postgres_tls and self._postgres_begin(prefix):
             return  # PostgreSQL by SNI: answered its SSLRequest; the ClientHello comes next
         self._identified()
-        record, observers = self.record, self.worker.observers
+        record, observers = self.record, self.context.observers
         record.protocol, record.fields = prefix.decision.protocol, prefix.decision.fields
         if prefix.stopped == "cpu_budget":
             log.warning("conn=%s identification CPU budget spent after %d bytes: closed", record.id, len(prefix.data))
@@ -341,6 +342,7 @@ class Connection:
         elif prefix.data and prefix.stopped != "catch_all":
             observers.identified(self, time.monotonic() - self.started)
         route, groups = self._choose_route(prefix)
+        observers.decided(self, route, capture.reasons(prefix.stopped, self.unmatched, route is None))
         if route is None:
             self._reject(End.CLIENT_CLOSED if prefix.stopped == "eof" and not prefix.data else End.REJECTED)
             return
@@ -414,7 +416,7 @@ class Connection:
     def _identified(self) -> None:
         if self.identifying:
             self.identifying = False
-            self.worker.counting.identified(self)
+            self.context.counting.identified(self)
 
     def _choose_route(self, prefix: Prefix) -> tuple[Route | None, Groups]:
         """``on_timeout`` for a client that sent nothing in time; else the rules (with the groups
@@ -430,7 +432,8 @@ class Connection:
             decision.protocol, decision.fields, self.source, listener.name if listener else None
         )
         if found is None:
-            self.worker.observers.unmatched(self)
+            self.unmatched = True
+            self.context.observers.unmatched(self)
             return config.default, NO_GROUPS
         return found.route, found.groups
 
@@ -551,7 +554,7 @@ class Connection:
         self.attempts.append((endpoint, text))
         if exc.errno not in LOCAL_ERRNOS and not isinstance(exc, SourceAddressError):
             self.balancer.failed(endpoint, down_reason(exc))
-        self.worker.observers.upstream_failed(self, str(endpoint), failure_reason(exc))
+        self.context.observers.upstream_failed(self, str(endpoint), failure_reason(exc))
 
     # -- relaying -----------------------------------------------------------------------
     def _first_bytes(self) -> bytes:
@@ -579,14 +582,14 @@ class Connection:
             preamble,
             upstream_watcher,
         )
-        self.worker.counting.relaying(self.relay)
+        self.context.counting.relaying(self.relay)
         self.relay.start()
 
     def _early_failure(self, relay: Relay, reason: str) -> bool:
         """The backend accepted, then closed or reset before answering, and the client has sent
         nothing beyond the prefix: take the client to the next backend (the prefix is replayed;
         the client notices nothing but the delay)."""
-        self.worker.counting.relay_over(relay)
+        self.context.counting.relay_over(relay)
         self.relay = None
         self._drop_backend(reason)
         self._guarded(self._dial_next)
@@ -597,7 +600,7 @@ class Connection:
         assert self.upstream is not None and self.balancer is not None and self.endpoint is not None
         log.warning("conn=%s backend %s %s; trying the next one", self.record.id, self.endpoint, reason)
         self.balancer.failed(self.endpoint, reason)
-        self.worker.observers.upstream_failed(
+        self.context.observers.upstream_failed(
             self, str(self.endpoint), "reset" if reason.startswith("reset") else "closed"
         )
         self.upstream.close()
@@ -606,7 +609,7 @@ class Connection:
 
     def _relay_done(self, relay: Relay, result: RelayResult) -> None:
         """Called by the relay (in the hub) when it ends."""
-        self.worker.counting.relay_over(relay)
+        self.context.counting.relay_over(relay)
         self.record.bytes_up = len(self.data) + result.bytes_up
         self.record.bytes_down = result.bytes_down
         self.reset_client = result.reset == "client"
@@ -661,17 +664,17 @@ class Connection:
         if self.relay is not None:
             if self.relay.ended is None:
                 self.relay.stop(end.value)
-            self.worker.counting.relay_over(self.relay)
+            self.context.counting.relay_over(self.relay)
             self.relay = None
         if self.upstream is not None:
             _close(self.upstream, self.reset_upstream)
             if self.balancer is not None and self.endpoint is not None:
                 self.balancer.release(self.endpoint)  # least_conn counts open connections
         _close(self.client, self.reset_client)
-        self.worker.counting.closed(self)
+        self.context.counting.closed(self)
         self.record.ended = end.value
         self.record.duration = time.monotonic() - self.started
-        self.worker.observers.closed(self)
+        self.context.observers.closed(self)
 
     def _guarded(self, step: Callable[[], None]) -> None:
         """Run one step of the connection in a callback: whatever it raises is this connection's

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import gevent
 
 if TYPE_CHECKING:
+    from passthru.config import Route
     from passthru.server.connection import Connection
 
 
@@ -64,6 +65,7 @@ class Observer(Protocol):
     def identified(self, connection: Connection, seconds: float) -> None: ...
     def identify_timeout(self, connection: Connection) -> None: ...
     def unmatched(self, connection: Connection) -> None: ...
+    def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None: ...
     def refused(self, connection: Connection, end: End) -> None: ...
     def upstream_failed(self, connection: Connection, backend: str, reason: str) -> None: ...
     def closed(self, connection: Connection) -> None: ...
@@ -98,6 +100,12 @@ class Observers:
     def unmatched(self, connection: Connection) -> None:
         for observer in self.observers:
             observer.unmatched(connection)
+
+    def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None:
+        """Routing is decided: ``route`` (None: refused), and ``why`` the first bytes may be
+        worth a look (``timeout``, ``unmatched``, ``rejected``: see ``passthru.capture``)."""
+        for observer in self.observers:
+            observer.decided(connection, route, why)
 
     def refused(self, connection: Connection, end: End) -> None:
         for observer in self.observers:
@@ -139,6 +147,9 @@ class NullObserver:
         pass
 
     def unmatched(self, connection: Connection) -> None:
+        pass
+
+    def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None:
         pass
 
     def refused(self, connection: Connection, end: End) -> None:

@@ -1,4 +1,4 @@
-"""The observers of connection lifecycles in a serving process: metrics and the log line."""
+"""The observers of connection lifecycles in a serving process: metrics, the log line, capture."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from passthru.connlog import CONNECTIONS, emit
 from passthru.server.lifecycle import End, NullObserver
 
 if TYPE_CHECKING:
+    from passthru.config import Route
     from passthru.server.connection import Connection
 
 
@@ -31,6 +32,10 @@ class MetricsObserver(NullObserver):
 
     def unmatched(self, connection: Connection) -> None:
         metrics.unmatched(connection.record.protocol)
+
+    def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None:
+        if route is not None:
+            self.tally.routed(route.name, connection.record.protocol)
 
     def refused(self, connection: Connection, end: End) -> None:
         metrics.limit_hit(end.value)
@@ -59,3 +64,14 @@ class LogObserver(NullObserver):
 
     def flush(self) -> None:
         CONNECTIONS.flush()
+
+
+class CaptureObserver(NullObserver):
+    """Hands the first bytes of connections worth a look to the config's ``capture:`` (which
+    never blocks nor raises: see ``passthru.capture``)."""
+
+    def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None:
+        sampler = connection.runtime.capture
+        if sampler is not None and why:
+            record = connection.record
+            sampler.offer(connection.data, why, record.client, record.listener, record.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from passthru.capture import Capture, capture_for
 from passthru.config import Config, Listener, Route
 from passthru.config.declarative import to_identifier
 from passthru.identify import BUILTINS, Identifier
@@ -49,6 +50,8 @@ class Runtime:
     #: connection is dialed at once (HAProxy's plain ``mode tcp``; server-speaks-first works).
     catch_all: Route | None = None
     listeners: dict[tuple, Listener] = field(default_factory=dict)
+    #: ``capture:``: where the first bytes of connections nothing identified go (None: off)
+    capture: Capture | None = None
 
     @classmethod
     def build(cls, config: Config) -> Runtime:
@@ -58,7 +61,8 @@ class Runtime:
         first = config.routes[0] if config.routes else None
         catch_all = first if first is not None and first.catch_all else None
         listeners = {listener_key(listener): listener for listener in config.listeners}
-        return cls(config, Router(config.routes), balancers, trusted, catch_all, listeners)
+        capture = capture_for(config.capture)
+        return cls(config, Router(config.routes), balancers, trusted, catch_all, listeners, capture)
 
     def identifiers(self, user: UserIdentifiers | None = None) -> tuple[Identifier, ...]:
         """User files, then the config's declarative rules and the built-ins whose names no user

@@ -2,7 +2,7 @@
 
 The accept loops (one :class:`Acceptor` per listen address) and the connections they start
 are separate objects, as in gevent's own server module; what the connections of this process
-share (counting, observers) is one :class:`Worker`. A reload builds a complete
+share (counting, observers) is one :class:`ConnectionContext`. A reload builds a complete
 new ``Runtime`` first and swaps one reference, so connections see either the old rules or the
 new ones, never a mix; listeners are started or stopped to match the new ``listen`` list.
 """
@@ -12,23 +12,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 import gevent
 from gevent.event import Event
 
 from passthru import metrics
+from passthru.admin.worker_state import ReloadResult, WorkerState
 from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
 from passthru.connlog import CONNECTIONS
 from passthru.plugins import UserIdentifiers
 from passthru.server.acceptor import Acceptor
-from passthru.server.connection import Worker
+from passthru.server.connection import ConnectionContext
 from passthru.server.counting import Counting
 from passthru.server.health import HealthMonitor
 from passthru.server.lifecycle import Observers
 from passthru.server.listener import defer_accept, listen_socket
-from passthru.server.observers import LogObserver, MetricsObserver
+from passthru.server.notify import READY, RELOADING, STOPPING, notify
+from passthru.server.observers import CaptureObserver, LogObserver, MetricsObserver
 from passthru.server.privileges import drop_privileges
 from passthru.server.resolver import RESOLVER
 from passthru.server.runtime import Runtime, listener_key
@@ -64,9 +67,11 @@ class Service:
         self._config_digest: str | None = None
         self.counting = Counting()
         self.counting.on_capacity = self.resume_accepting
-        observers = Observers([MetricsObserver(), LogObserver(log_format)])
-        self.worker = Worker(self.current_runtime, lambda: self.user, self.counting, observers, worker)
+        observers = Observers([MetricsObserver(), LogObserver(log_format), CaptureObserver()])
+        self.context = ConnectionContext(self.current_runtime, lambda: self.user, self.counting, observers, worker)
         self.health = HealthMonitor()  # backend checks of the current config (pools)
+        self.last_reload: ReloadResult | None = None  # for /status.json
+        self.status = WorkerState(self)
 
     # -- state ---------------------------------------------------------------------------
     def current_runtime(self) -> Runtime:
@@ -94,7 +99,10 @@ class Service:
             except OSError as exc:  # e.g. unreadable after dropping privileges: serve, but say so
                 log.error("cannot watch %s (%s): changes there need SIGHUP or a restart", what, exc)
         self.log_startup(config)
+        self.last_reload = ReloadResult(time.time(), True)
+        self.status.start()
         metrics.started()
+        notify(READY)  # every listener is bound
 
     def sync_listeners(self, config: Config) -> None:
         """Start listeners the config names and we lack; stop those it no longer names."""
@@ -110,7 +118,7 @@ class Service:
             sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
             server = Acceptor(
                 sock,
-                self.worker.accept,
+                self.context.accept,
                 self.counting,
                 lambda: self.current_runtime().config.limits,
                 key,
@@ -141,12 +149,20 @@ class Service:
 
     def reload(self) -> bool:
         """Validate the config file and swap it in; on any error keep serving the old one."""
+        notify(RELOADING)
+        try:
+            return self._reload()
+        finally:
+            notify(READY)
+
+    def _reload(self) -> bool:
         try:
             self.follow_identifiers_dir()
             config = self.load()
         except ConfigErrors as errors:
             log.error("reload rejected, still serving the previous config:\n%s", errors)
             metrics.reload(False)
+            self.last_reload = ReloadResult(time.time(), False, str(errors))
             return False
         previous, self._runtime = self._runtime, Runtime.build(config)
         try:
@@ -155,11 +171,13 @@ class Service:
             self._runtime = previous
             log.error("reload rejected, cannot listen: %s; still serving the previous config", exc)
             metrics.reload(False)
+            self.last_reload = ReloadResult(time.time(), False, f"cannot listen: {exc}")
             return False
         self.health.apply(config)  # pools: keep, replace or stop backend checks
         check_transparent(config.routes)
         RESOLVER.apply(config)
         metrics.reload(True)
+        self.last_reload = ReloadResult(time.time(), True)
         log.info("reloaded %s: %d routes", self.config_path, len(config.routes))
         return True
 
@@ -206,6 +224,7 @@ class Service:
     def stop(self, drain: float = DRAIN_SECONDS) -> None:
         """Stop accepting, let connections finish for up to ``drain`` seconds, then close them."""
         metrics.draining()
+        notify(STOPPING)
         for server in self.servers.values():
             server.close()
         self.health.stop()  # pools: no more backend checks
@@ -220,6 +239,7 @@ class Service:
         if self._config_watcher is not None:
             self._config_watcher.stop()
         CONNECTIONS.flush()
+        self.status.stop()
         self.stopped.set()
 
     def serve_forever(self) -> None:

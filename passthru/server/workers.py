@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import time
 from collections.abc import Callable
 
 from passthru import metrics
+from passthru.server import notify
 
 log = logging.getLogger("passthru.workers")
 
@@ -32,6 +34,8 @@ class Supervisor:
         self.children: dict[int, int] = {}  # pid -> worker index
         self.stopping = False
         self.pending: list[int] = []
+        self.channel = notify.WorkerChannel()  # workers' sd_notify messages come here
+        self.readiness = notify.Aggregator(count)
 
     def spawn(self, index: int) -> None:
         pid = os.fork()
@@ -40,6 +44,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
+                self.channel.in_worker()
                 code = self.work(index)
             finally:
                 os._exit(code)
@@ -49,9 +54,12 @@ class Supervisor:
     def forward(self, signum: int, _frame: object = None) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
+            self.readiness.stopping()
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+        if signum == signal.SIGHUP:
+            self.readiness.begin_reload(set(self.children))
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -68,9 +76,17 @@ class Supervisor:
                 elif when <= now:
                     del restart_at[index]
                     self.spawn(index)
-            time.sleep(POLL_SECONDS)
+            self.relay_notifications(POLL_SECONDS)
+        self.channel.close()
         log.info("all workers stopped")
         return 0
+
+    def relay_notifications(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for workers' sd_notify messages and pass on what systemd needs."""
+        with contextlib.suppress(InterruptedError):
+            select.select([self.channel.supervisor_end], [], [], timeout)
+        for pid, states in self.channel.messages():
+            self.readiness.received(pid, states)
 
     def reap(self, restart_at: dict[int, float]) -> None:
         while self.children:
@@ -85,6 +101,7 @@ class Supervisor:
             if index is None:
                 continue
             metrics.worker_exited(pid)
+            self.readiness.exited(pid)
             how = describe_status(status)
             if self.stopping:
                 log.info("worker %d (pid %d) %s", index, pid, how)

@@ -8,7 +8,7 @@ from tests.config.config_helpers import MINIMAL
 ADDRESS_HINT = "expected host:port or [IPv6]:port, e.g. 127.0.0.1:22, example.com:443 or [::1]:22"
 TOP_KEYS = (
     "listen, timeouts, limits, routes, on_timeout, default, identifiers_dir, identifiers, workers, admin, log_format, "
-    "user, group"
+    "user, group, capture"
 )
 
 

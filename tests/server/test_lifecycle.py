@@ -14,7 +14,7 @@ from gevent import socket as gsocket
 
 from passthru.config import load_config_text
 from passthru.server import connection as connection_module
-from passthru.server.connection import Connection, Worker
+from passthru.server.connection import Connection, ConnectionContext
 from passthru.server.counting import Counting
 from passthru.server.lifecycle import End, NullObserver, Observers, State
 from passthru.server.runtime import Runtime
@@ -65,7 +65,7 @@ class Harness:
         self.runtime = Runtime.build(self.config)
         self.recorder = Recorder()
         self.counting = Counting()
-        self.worker = Worker(lambda: self.runtime, lambda: None, self.counting, Observers([self.recorder]))
+        self.worker = ConnectionContext(lambda: self.runtime, lambda: None, self.counting, Observers([self.recorder]))
         self.listener = gsocket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
