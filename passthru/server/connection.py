@@ -277,7 +277,7 @@ class Connection:
         prepared = self.context.preparing(runtime.identifiers(user))
         self.identification = Identification((), guard=connection_guard(user), prepared=prepared)
         limit = runtime.config.limits.identify_bytes
-        if self.data and len(self.data) < limit and self._fed():  # bytes that came with a PROXY header
+        if self.data and len(self.data) < limit and self._fed():  # bytes that came after a PROXY header
             return
         self._identify_step()
 
@@ -288,7 +288,7 @@ class Connection:
             if len(self.data) >= limit:
                 self._prefix_read("limit")
                 return
-            started = time.perf_counter()
+            started = self._clock()
             chunk = self._read(limit - len(self.data))
             if chunk is None:
                 self._wait_readable(self._identify_step, self._identify_deadline)
@@ -306,12 +306,20 @@ class Connection:
             self._wait_readable(self._identify_step, self._identify_deadline)
             return
 
+    def _clock(self) -> float | None:
+        """This thread's CPU time, from the second read on (the first read and its feed, one
+        parse of what one read brings, are not charged: most connections make no other, and the
+        clock is a system call)."""
+        return time.thread_time() if self.identification is not None and self.identification.answers else None
+
     def _fed(self, started: float | None = None) -> bool:
-        """Feed the prefix to the identifiers; True when that ended the reading."""
+        """Feed the prefix to the identifiers; True when that ended the reading. The CPU time
+        since ``started`` (the read, then this) is charged to ``limits.identify_cpu``: CPU, not
+        wall time, so a worker that the machine leaves waiting does not close honest clients."""
         assert self.identification is not None
-        started = time.perf_counter() if started is None else started
         decision = self.identification.feed(self.data)
-        self.spent += time.perf_counter() - started
+        if started is not None:
+            self.spent += time.thread_time() - started
         if decision.final:
             self._prefix_done(Prefix(self.data, decision, "identified" if decision.protocol else "no_match"))
             return True
