@@ -24,28 +24,27 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
-def size_between(low: int, high: int, text: str) -> Callable[[object], int]:
-    """A size parser that also enforces bounds (``text`` says them the way a user writes them)."""
+N = TypeVar("N", int, float)
 
-    def parse(value: object) -> int:
-        size = parse_size(value)
-        if not low <= size <= high:
-            raise ValueError(f"{value!r} is out of range: use a size between {text}")
-        return size
+
+def bounded(convert: Callable[[object], N], what: str, low: N, high: N, text: str) -> Callable[[object], N]:
+    """A parser that also enforces bounds (``text`` says them the way a user writes them)."""
+
+    def parse(value: object) -> N:
+        converted = convert(value)
+        if not low <= converted <= high:
+            raise ValueError(f"{value!r} is out of range: use a {what} between {text}")
+        return converted
 
     return parse
+
+
+def size_between(low: int, high: int, text: str) -> Callable[[object], int]:
+    return bounded(parse_size, "size", low, high, text)
 
 
 def duration_between(low: float, high: float, text: str) -> Callable[[object], float]:
-    """A duration parser that also enforces bounds."""
-
-    def parse(value: object) -> float:
-        seconds = parse_duration(value)
-        if not low <= seconds <= high:
-            raise ValueError(f"{value!r} is out of range: use a duration between {text}")
-        return seconds
-
-    return parse
+    return bounded(parse_duration, "duration", low, high, text)
 
 
 #: Field name -> parser for each settings section. A new limit is one line here plus a field

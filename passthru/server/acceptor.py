@@ -17,11 +17,9 @@ import logging
 import socket
 from collections.abc import Callable
 
-from gevent import get_hub
-
 from passthru.config import Limits
 from passthru.server.counting import Counting
-from passthru.server.relay import READ
+from passthru.server.watchers import READ, dispose, io, timer
 
 log = logging.getLogger("passthru.server")
 
@@ -56,7 +54,7 @@ class Acceptor:
         self.paused = False
         self.starved = False  # accept failed for lack of descriptors; retrying
         self.backoff = BACKOFF_MIN
-        self._watcher = get_hub().loop.io(sock.fileno(), READ)
+        self._watcher = io(sock.fileno(), READ)
         self._retry = None
         self.closed = False
 
@@ -94,7 +92,7 @@ class Acceptor:
                 exc.strerror or exc,
             )
         self.pause()
-        self._retry = get_hub().loop.timer(self.backoff)
+        self._retry = timer(self.backoff)
         self._retry.start(self._retry_now)
         self.backoff = min(BACKOFF_MAX, self.backoff * 2)
 
@@ -103,10 +101,8 @@ class Acceptor:
         self.resume()
 
     def _stop_retry(self) -> None:
-        if self._retry is not None:
-            self._retry.stop()
-            self._retry.close()
-            self._retry = None
+        dispose(self._retry)
+        self._retry = None
 
     def full(self) -> bool:
         return self.counting.full(self.limits(), self.listener_key, self.max_connections)
@@ -127,6 +123,5 @@ class Acceptor:
     def close(self) -> None:
         self.closed = True
         self._stop_retry()
-        self._watcher.stop()
-        self._watcher.close()
+        dispose(self._watcher)
         self.sock.close()

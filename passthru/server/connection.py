@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gevent import get_hub
-
 from passthru import capture, proxyproto
 from passthru.config import Endpoint, Listener, Route
 from passthru.connlog import ConnectionRecord
@@ -39,7 +37,7 @@ from passthru.server.counting import Counting
 from passthru.server.lifecycle import End, Observers, State
 from passthru.server.listener import format_address
 from passthru.server.pgwire import ClientStartTLS, backend_answer_error, backend_opening, starts_exchange
-from passthru.server.relay import READ, WRITE, Relay, RelayResult, shutdown_write
+from passthru.server.relay import Relay, RelayResult, shutdown_write
 from passthru.server.relay import reset as reset_close
 from passthru.server.runtime import Runtime, connection_guard
 from passthru.server.targets import TARGETS, Target
@@ -52,6 +50,7 @@ from passthru.server.upstream import (
     down_reason,
     start_connect,
 )
+from passthru.server.watchers import READ, WRITE, dispose, io, timer
 
 log = logging.getLogger("passthru.server")
 
@@ -130,7 +129,7 @@ class Connection:
         self.relay: Relay | None = None
         self.reset_client = self.reset_upstream = False
         self._read_watcher = None
-        self._write_watcher = None  # the upstream's, while connecting
+        self._upstream_watcher = None  # the upstream's, while connecting
         self._timer = None
         self._on_readable: Callable[[], None] | None = None
         self._drained = 0
@@ -188,10 +187,10 @@ class Connection:
         connections run), or ``_deadline_passed`` at ``deadline``."""
         self._on_readable = then
         if self._read_watcher is None:
-            self._read_watcher = get_hub().loop.io(self.client.fileno(), READ)
+            self._read_watcher = io(self.client.fileno(), READ)
             self._read_watcher.start(self._guarded, self._readable)
         if deadline is not None and self._timer is None:
-            self._timer = get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
+            self._timer = timer(max(0.0, deadline - time.monotonic()))
             self._timer.start(self._guarded, self._deadline_passed)
 
     def _readable(self) -> None:
@@ -210,17 +209,13 @@ class Connection:
             self._prefix_read("timeout")
 
     def _stop_reading(self) -> None:
-        if self._read_watcher is not None:
-            self._read_watcher.stop()
-            self._read_watcher.close()
-            self._read_watcher = None
+        dispose(self._read_watcher)
+        self._read_watcher = None
         self._stop_timer()
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.close()
-            self._timer = None
+        dispose(self._timer)
+        self._timer = None
 
     @property
     def _identify_deadline(self) -> float:
@@ -463,9 +458,9 @@ class Connection:
                 self._connect_failed(endpoint, exc)
                 continue
             self.upstream, self.endpoint = sock, endpoint
-            self._write_watcher = get_hub().loop.io(sock.fileno(), WRITE)
-            self._write_watcher.start(self._guarded, self._connect_done)
-            self._timer = get_hub().loop.timer(self.runtime.config.timeouts.connect)
+            self._upstream_watcher = io(sock.fileno(), WRITE)
+            self._upstream_watcher.start(self._guarded, self._connect_done)
+            self._timer = timer(self.runtime.config.timeouts.connect)
             self._timer.start(self._guarded, self._connect_timed_out)
             return
         self.record.error = "; ".join(f"{endpoint}: {reason}" for endpoint, reason in self.attempts)
@@ -473,14 +468,12 @@ class Connection:
         self._reject(End.UPSTREAM_UNAVAILABLE)
 
     def _stop_connecting(self) -> None:
-        if self._write_watcher is not None:
-            self._write_watcher.stop()
-            self._write_watcher.close()
-            self._write_watcher = None
+        dispose(self._upstream_watcher)
+        self._upstream_watcher = None
         self._stop_timer()
 
     def _connect_done(self) -> None:
-        watcher, self._write_watcher = self._write_watcher, None
+        watcher, self._upstream_watcher = self._upstream_watcher, None
         watcher.stop()  # kept: the relay reuses it to read from the upstream
         self._stop_connecting()
         assert self.upstream is not None and self.endpoint is not None
@@ -508,9 +501,9 @@ class Connection:
         except OSError as exc:
             self._backend_refused(f"reset the connection ({exc.strerror or exc})")
             return
-        self._write_watcher = get_hub().loop.io(self.upstream.fileno(), READ)
-        self._write_watcher.start(self._guarded, lambda: self._backend_answered(upstream_watcher, rest))
-        self._timer = get_hub().loop.timer(self.runtime.config.timeouts.connect)
+        self._upstream_watcher = io(self.upstream.fileno(), READ)
+        self._upstream_watcher.start(self._guarded, lambda: self._backend_answered(upstream_watcher, rest))
+        self._timer = timer(self.runtime.config.timeouts.connect)
         self._timer.start(self._guarded, lambda: self._backend_refused("did not answer the SSLRequest in time"))
 
     def _backend_answered(self, upstream_watcher: object, rest: bytes) -> None:

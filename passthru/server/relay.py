@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from gevent import get_hub
 
 from passthru.server.pools import BufferPool, PipePool
+from passthru.server.watchers import READ, WRITE, dispose, io
 
 CHUNK = 256 * 1024
 #: Bytes one direction may move per wake-up before letting other connections run (fairness).
 TURN_BUDGET = 1024 * 1024
 LINGER_RESET = struct.pack("ii", 1, 0)
-READ, WRITE = 1, 2
 EOF_HELD = 3  # the source ended, and the direction was asked to hold that back (see Relay)
 SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 #: ``PASSTHRU_RELAY=copy`` forces the portable copy path (tests run the relay both ways).
@@ -119,20 +119,18 @@ class Direction:
             self.write_watcher.stop()
         if need == READ:
             if self.read_watcher is None:
-                self.read_watcher = get_hub().loop.io(self.source.fileno(), READ)
+                self.read_watcher = io(self.source.fileno(), READ)
             if not self.read_watcher.active:
                 self.read_watcher.start(pump, self)
         elif need == WRITE:
             if self.write_watcher is None:
-                self.write_watcher = get_hub().loop.io(self.destination.fileno(), WRITE)
+                self.write_watcher = io(self.destination.fileno(), WRITE)
             if not self.write_watcher.active:
                 self.write_watcher.start(pump, self)
 
     def close_watchers(self) -> None:
-        for watcher in (self.read_watcher, self.write_watcher):
-            if watcher is not None:
-                watcher.stop()
-                watcher.close()
+        dispose(self.read_watcher)
+        dispose(self.write_watcher)
         self.read_watcher = self.write_watcher = None
 
     # -- splice or buffer primitives --------------------------------------------------------
