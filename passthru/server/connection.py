@@ -96,6 +96,43 @@ class Prefix:
 class Connection:
     """One accepted connection's sockets, state and record."""
 
+    # Slots: thousands of these live as long as their connections (memory per idle connection).
+    __slots__ = (
+        "_drained",
+        "_on_readable",
+        "_postgres",
+        "_postgres_stream",
+        "_read_watcher",
+        "_timer",
+        "_upstream_watcher",
+        "admitted",
+        "attempts",
+        "balancer",
+        "client",
+        "client_address",
+        "context",
+        "data",
+        "destination",
+        "end",
+        "endpoint",
+        "identification",
+        "identifying",
+        "listener_key",
+        "record",
+        "relay",
+        "reset_client",
+        "reset_upstream",
+        "route",
+        "runtime",
+        "spent",
+        "started",
+        "starttls",
+        "state",
+        "tried",
+        "unmatched",
+        "upstream",
+    )
+
     def __init__(
         self, context: ConnectionContext, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str
     ) -> None:
@@ -201,10 +238,10 @@ class Connection:
         self._stop_timer()
         if self.state is State.CLOSING:  # done draining a refused client
             self.close(self.end or End.REJECTED)
-        elif self.identification is None:
-            self._proxy_header_failed("timed out")
-        elif self._postgres is not None:
+        elif self._postgres is not None:  # reading a ClientHello after answering an SSLRequest
             self._postgres_done("timeout")
+        elif self.identification is None:  # still reading a PROXY header
+            self._proxy_header_failed("timed out")
         else:
             self._prefix_read("timeout")
 
@@ -330,6 +367,7 @@ class Connection:
 
     def _prefix_done(self, prefix: Prefix) -> None:
         self._stop_reading()
+        self.identification = None  # its parsers' state is not needed any more (memory per connection)
         if self._postgres is None and self.runtime.router.postgres_tls and self._postgres_begin(prefix):
             return  # PostgreSQL by SNI: answered its SSLRequest; the ClientHello comes next
         self._identified()

@@ -56,7 +56,7 @@ class PeerReset(Exception):
         self.reason = reason
 
 
-@dataclass
+@dataclass(slots=True)
 class Direction:
     """One direction: source fd -> (pipe or buffer) -> destination fd."""
 
@@ -242,6 +242,8 @@ class Relay:
     exactly one of them at a time, so a slow reader stops its writer from reading more:
     backpressure, never buffering without bound.
     """
+
+    __slots__ = ("client", "down", "ended", "idle", "last_activity", "on_done", "on_early_failure", "up", "upstream")
 
     def __init__(
         self,

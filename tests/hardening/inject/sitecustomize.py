@@ -20,11 +20,12 @@ if _SPEC:
 
     _port, _seconds = int(_SPEC.split(":")[0]), float(_SPEC.split(":")[1])
     _connect_done = Connection._connect_done
+    _made_late: set[int] = set()  # connections already made late (by id)
 
     def _late_connect_done(self: Connection) -> None:
-        if self.endpoint is not None and self.endpoint.port == _port and not getattr(self, "_made_late", False):
-            self._made_late = True
-            self._write_watcher.stop()  # the connect completed: look at it again later
+        if self.endpoint is not None and self.endpoint.port == _port and id(self) not in _made_late:
+            _made_late.add(id(self))
+            self._upstream_watcher.stop()  # the connect completed: look at it again later
             gevent.spawn_later(_seconds, self._guarded, lambda: _connect_done(self))
             return
         _connect_done(self)
