@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.backends import _Backend
-from tests.support.net import free_port
+from tests.support.net import BACKLOG, free_port
 from tests.support.passthru_process import PassthruProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -173,10 +173,6 @@ def wait_serving(proc: PassthruProcess, processes: int, timeout: float = 15.0) -
         time.sleep(0.05)
 
 
-def tracebacks(log: str) -> int:
-    return log.count("Traceback (most recent call last)")
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
@@ -222,7 +218,6 @@ class Sink(_Backend):
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__(host)
-        self.server.socket.listen(1024)  # socketserver's default backlog of 5 drops bursts of connects
         self.lock = threading.Lock()
         self.errors: list[str] = []
 
@@ -241,7 +236,7 @@ class Canary:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
-        self.sock.listen(128)
+        self.sock.listen(BACKLOG)
         self.sock.settimeout(0.1)
         self.stopped = threading.Event()
         self.host = host

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.figures import figure
-from tests.hardening.helpers import Sink, connection_lines, fd_kinds, start_passthru, tracebacks, wait_lines
+from tests.hardening.helpers import Sink, connection_lines, fd_kinds, start_passthru, wait_lines
 from tests.observability.scrape import scrape
 from tests.support.backends import Blackhole, TagServer
 from tests.support.net import free_port, recv_all
+from tests.support.passthru_process import tracebacks
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 

@@ -35,10 +35,10 @@ from pathlib import Path
 
 from passthru.server.pools import KEEP as PIPE_POOL_KEEP
 from tests.hardening.figures import figure
-from tests.hardening.helpers import connection_lines, process_tree, tracebacks, usage, wait_lines, wait_serving
+from tests.hardening.helpers import connection_lines, process_tree, usage, wait_lines, wait_serving
 from tests.support.hello import client_hello
 from tests.support.net import free_port
-from tests.support.passthru_process import PassthruProcess
+from tests.support.passthru_process import PassthruProcess, tracebacks
 
 SCALE = float(os.environ.get("PASSTHRU_SOAK_SCALE", "1"))
 TOTAL = int(2000 * SCALE)
