@@ -125,7 +125,6 @@ def run_check(root: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_entrypoint_serves_routes_user_identifiers_and_follows_the_mount(tmp_path):
-    pytest.importorskip("passthru.commands.run", reason="`passthru run` (passthru.commands.run) is not written yet")
     root = stand_in_for_mounts(tmp_path / "etc-passthru")
     port = free_port()
     config = root / "config.yaml"

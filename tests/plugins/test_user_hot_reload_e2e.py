@@ -10,12 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.backends import TagServer
 from tests.support.net import exchange, expect
-
-pytest.importorskip("passthru.commands.run", reason="`passthru run` (passthru.commands.run) is not written yet")
 
 
 def greeting(word: str) -> str:
