@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hardening.figures import pytest_terminal_summary  # noqa: F401  (a hook: the figures at the end)
 from tests.support.ci import pytest_runtest_makereport  # noqa: F401  (a hook: in CI a skip fails)
 from tests.support.net import free_port
 from tests.support.passthru_process import PassthruProcess
