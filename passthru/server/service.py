@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -58,6 +59,8 @@ class Service:
         self.stopped = Event()
         self._config_watcher: DirectoryWatcher | None = None
         self._config_digest: str | None = None
+        self._starting = False  # signals that come meanwhile wait in _deferred
+        self._deferred: list[Callable[[], object]] = []
         self.handler = ConnectionHandler(self.current_runtime, lambda: self.user, worker, log_format)
         self.health = HealthMonitor()  # backend checks of the current config (pools)
         self.handler.on_capacity = self.resume_accepting
@@ -206,12 +209,26 @@ class Service:
         self.stopped.set()
 
     def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
-        self.start()
-        gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
-        gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
-        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(self.on_sighup))
+        """Run until SIGTERM or SIGINT; SIGHUP reloads the config. The handlers are in place
+        before the listeners are bound: a signal that comes during start-up is acted on once
+        start-up is done, instead of killing the process (the signals' default action)."""
+        self._starting = True
+        gevent.signal_handler(signal.SIGTERM, self._on_signal, "SIGTERM", self._on_stop_signal)
+        gevent.signal_handler(signal.SIGINT, self._on_signal, "SIGINT", self._on_stop_signal)
+        gevent.signal_handler(signal.SIGHUP, self._on_signal, "SIGHUP", lambda _: gevent.spawn(self.on_sighup))
+        try:
+            self.start()
+        finally:
+            self._starting = False
+        for action in self._deferred:
+            action()
         self.stopped.wait()
+
+    def _on_signal(self, name: str, action: Callable[[str], object]) -> None:
+        if self._starting:
+            self._deferred.append(lambda: action(name))
+        else:
+            action(name)
 
     def _on_stop_signal(self, name: str) -> None:
         log.info("%s received: stopping (drain up to %.0fs)", name, DRAIN_SECONDS)

@@ -53,6 +53,7 @@ class PassthruProcess:
         extra_args: tuple[str, ...] = (),
         wrapper: tuple[str, ...] = (),
         allowed_tracebacks: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.config_path = directory / "config.yaml"
@@ -61,13 +62,14 @@ class PassthruProcess:
         self.listen = listen
         self.extra_args = extra_args
         self.wrapper = wrapper  # e.g. ("prlimit", "--nofile=64:64", "--"): it must exec Passthru
+        self.env = env or {}  # added to this process's environment
         self.allowed_tracebacks = allowed_tracebacks
         self.process: subprocess.Popen | None = None
         self.stopped_with: str | None = None  # the first stop's outcome, checked once
 
     def start(self) -> PassthruProcess:
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
             [*self.wrapper, *passthru_command("run", "-c", str(self.config_path), *self.extra_args)],
             stdout=log,
