@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from passthru.server.service import DRAIN_SECONDS
+from tests.hardening.helpers import wait_serving
 from tests.support.backends import TagServer
 from tests.support.net import exchange, expect, free_port, recv_all
 from tests.support.passthru_process import REPO, STOP_SECONDS, PassthruProcess, tracebacks
@@ -30,11 +31,6 @@ def config(port: int, backend: str, workers: int, identify: str = "1s") -> str:
         f"timeouts: {{identify: {identify}, connect: 2s, idle: 60s}}\n"
         f"routes:\n  - {{name: ssh, match: {{protocol: ssh}}, to: {backend}}}\n"
     )
-
-
-def serving(proc: PassthruProcess, workers: int) -> None:
-    """Every serving process is up (the listeners of all workers are bound)."""
-    wait_until(lambda: proc.logs().count("passthru.server: identifiers:") >= workers)
 
 
 def relayed(port: int) -> socket.socket:
@@ -63,7 +59,7 @@ def test_the_drain_lets_connections_finish_then_ends_the_rest_with_end_shutdown(
     port = free_port()
     with TagServer("ssh") as backend:
         proc = PassthruProcess(tmp_path, config(port, backend.address, workers), [("127.0.0.1", port)]).start()
-        serving(proc, workers)
+        wait_serving(proc, workers)
         finishing, lingering = relayed(port), relayed(port)
         signalled = time.monotonic()
         proc.process.send_signal(sig)
@@ -97,7 +93,7 @@ def test_sigint_stops_an_idle_server_cleanly(tmp_path: Path, workers: int) -> No
     port = free_port()
     with TagServer("ssh") as backend:
         proc = PassthruProcess(tmp_path, config(port, backend.address, workers), [("127.0.0.1", port)]).start()
-        serving(proc, workers)
+        wait_serving(proc, workers)
         assert exchange(port, BANNER) == b"[ssh]" + BANNER
         assert proc.stop(signal.SIGINT) == 0
     assert "SIGINT received: stopping" in proc.logs()
@@ -114,7 +110,7 @@ def test_a_connection_still_identifying_at_the_drain_deadline_ends_with_end_shut
     with TagServer("ssh") as backend:
         proc = PassthruProcess(tmp_path, config(port, backend.address, 1, identify="60s"), [("127.0.0.1", port)])
         proc.start()
-        serving(proc, 1)
+        wait_serving(proc, 1)
         with socket.create_connection(("127.0.0.1", port), timeout=DRAIN_SECONDS + 30) as undecided:
             undecided.sendall(b"SSH-")  # could still be SSH: identification waits for more
             proc.wait_for_log("conn=0-1 ")  # the start-up probe's line: ours is the second

@@ -18,6 +18,7 @@ from pathlib import Path
 from tests.support.backends import _Backend
 from tests.support.net import BACKLOG, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import PATIENCE
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -164,7 +165,7 @@ def worker_pids(log: str) -> dict[int, int]:
     return pids
 
 
-def wait_serving(proc: PassthruProcess, processes: int, timeout: float = 15.0) -> None:
+def wait_serving(proc: PassthruProcess, processes: int, timeout: float = PATIENCE) -> None:
     """Wait until ``processes`` serving processes logged their routes (every listener is bound
     by then: with SO_REUSEPORT the first worker alone already answers the start-up probe)."""
     deadline = time.monotonic() + timeout
