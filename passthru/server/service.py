@@ -77,6 +77,7 @@ class Service:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        self._config_digest = file_digest(self.config_path)  # before loading: see watch_config
         config = self.load()
         self._runtime = Runtime.build(config)
         self.sync_listeners(config)
@@ -163,9 +164,11 @@ class Service:
 
     def watch_config(self) -> None:
         """Reload when the config file's content changes (editors' rename-over saves, in-place
-        writes, Kubernetes ``..data`` swaps), within a second; unchanged content is ignored."""
+        writes, Kubernetes ``..data`` swaps), within a second; unchanged content is ignored.
+        The digest compared against is the file's as ``start`` read it, before loading: a change
+        made while the listeners were coming up (before the watcher ran) is caught by the check
+        right after the watcher starts, instead of being taken for the content already served."""
         path = self.config_path.absolute()
-        self._config_digest = file_digest(path)
         self._config_watcher = DirectoryWatcher(
             path.parent,
             self._config_file_changed,
@@ -174,6 +177,7 @@ class Service:
             files=lambda _directory: [path],
         )
         self._config_watcher.start()
+        gevent.spawn(self._config_file_changed)  # anything that changed since start read it
 
     def _config_file_changed(self) -> None:
         digest = file_digest(self.config_path)

@@ -16,6 +16,7 @@ import pytest
 from tests.support.backends import TagServer
 from tests.support.net import describe, exchange, expect, free_port, recv_all
 from tests.support.passthru_process import PassthruProcess
+from tests.support.slow_start import slow_start
 from tests.support.waiting import wait_until
 
 BANNER = b"SSH-2.0-reload-test\r\n"
@@ -114,6 +115,21 @@ def test_listen_addresses_follow_the_file(started, backends) -> None:
     write_atomically(started.config_path, config_text(started.port, old.address))
     wait_until(lambda: not reaches(extra, b"[old]"))
     assert reaches(started.port, b"[old]")
+
+
+def test_an_edit_while_passthru_starts_is_not_missed(tmp_path: Path, backends) -> None:
+    """The config changes after Passthru read it but before it watches the file (start-up
+    paused right after binding the listeners): the change is still picked up."""
+    old, new = backends
+    port = free_port()
+    proc = PassthruProcess(
+        tmp_path, config_text(port, old.address), [("127.0.0.1", port)], launcher=slow_start("sync_listeners")
+    )
+    with proc:
+        proc.wait_for_log("paused")
+        write_atomically(proc.config_path, config_text(port, new.address))
+        wait_until(lambda: reaches(port, b"[new]"))
+        assert "reloaded" in proc.logs()
 
 
 def test_kubernetes_configmap_symlink_swap(tmp_path: Path, backends) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from passthru.server.service import DRAIN_SECONDS
 from tests.hardening.helpers import wait_serving
 from tests.support.backends import TagServer
 from tests.support.net import exchange, expect, free_port, recv_all
-from tests.support.passthru_process import REPO, STOP_SECONDS, PassthruProcess, tracebacks
+from tests.support.passthru_process import PassthruProcess
+from tests.support.slow_start import slow_start
 from tests.support.waiting import wait_until
 
 BANNER = b"SSH-2.0-shutdown\r\n"
@@ -121,50 +120,13 @@ def test_a_connection_still_identifying_at_the_drain_deadline_ends_with_end_shut
     assert "up=4 " in shutdown and "route=-" in shutdown
 
 
-SLOW_START = """
-import sys, time
-from passthru.cli import main
-from passthru.server.service import Service
-
-started = Service.start
-
-
-def slow_start(self):
-    started(self)  # the listeners are bound: a supervisor or a probe would see it up
-    print("bound", flush=True)
-    time.sleep(1.0)  # start-up is not finished when the signal comes
-
-
-Service.start = slow_start
-sys.exit(main(["run", "-c", sys.argv[1]]))
-"""
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_a_stop_signal_during_start_up_is_a_clean_stop(tmp_path: Path, sig: signal.Signals) -> None:
     """The listeners are bound (so a client or an orchestrator may already see Passthru up) but
     start-up has not finished: a stop signal then must stop it cleanly, not kill it."""
     port = free_port()
-    (tmp_path / "config.yaml").write_text(config(port, "127.0.0.1:9", 1))
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_START, str(tmp_path / "config.yaml")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines = []
-        while (line := process.stdout.readline()) and line.strip() != "bound":
-            lines.append(line)
-        process.send_signal(sig)
-        output, _ = process.communicate(timeout=STOP_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    log = "".join(lines) + output
-    assert process.returncode == 0, f"exit {process.returncode}:\n{log}"
-    assert f"{sig.name} received: stopping" in log
-    assert tracebacks(log) == 0, log
+    proc = PassthruProcess(tmp_path, config(port, "127.0.0.1:9", 1), [], launcher=slow_start("sync_listeners"))
+    proc.start()
+    proc.wait_for_log("paused")
+    assert proc.stop(sig) == 0  # exit code 0, no traceback
+    assert f"{sig.name} received: stopping" in proc.logs()

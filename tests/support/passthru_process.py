@@ -18,8 +18,11 @@ from tests.support.waiting import PATIENCE, wait_until
 REPO = Path(__file__).resolve().parents[2]
 
 
+LAUNCHER = (sys.executable, "-m", "passthru.cli")
+
+
 def passthru_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "passthru.cli", *args]
+    return [*LAUNCHER, *args]
 
 
 def run_cli(
@@ -54,6 +57,7 @@ class PassthruProcess:
         wrapper: tuple[str, ...] = (),
         allowed_tracebacks: int = 0,
         env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = LAUNCHER,
     ) -> None:
         self.directory = directory
         self.config_path = directory / "config.yaml"
@@ -63,6 +67,7 @@ class PassthruProcess:
         self.extra_args = extra_args
         self.wrapper = wrapper  # e.g. ("prlimit", "--nofile=64:64", "--"): it must exec Passthru
         self.env = env or {}  # added to this process's environment
+        self.launcher = launcher  # what runs `passthru` (tests.support.slow_start: with a pause)
         self.allowed_tracebacks = allowed_tracebacks
         self.process: subprocess.Popen | None = None
         self.stopped_with: str | None = None  # the first stop's outcome, checked once
@@ -71,7 +76,7 @@ class PassthruProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
-            [*self.wrapper, *passthru_command("run", "-c", str(self.config_path), *self.extra_args)],
+            [*self.wrapper, *self.launcher, "run", "-c", str(self.config_path), *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.directory,
