@@ -1,4 +1,5 @@
-"""The four measurements of issue 6, each against one (host, port) or one running target.
+"""The measurements: issue 6's four, and issues 11 and 14's system calls and hostile clients,
+each against one (host, port) or one running target.
 
 Every function returns a plain dict of numbers (one round of one figure for one target), so the
 report can take medians without knowing how a figure was measured.
@@ -10,11 +11,19 @@ import contextlib
 import json
 import math
 import re
+import signal
 import socket
+import statistics
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from peers import HOST, BenchError, Target, cpu_seconds, pss_kib, rss_kib
+from peers import HOST, BenchError, Target, Unmeasurable, cpu_seconds, pss_kib, rss_kib
+
+HERE = Path(__file__).resolve().parent
 
 Address = tuple[str, int]
 
@@ -82,7 +91,8 @@ def connrate(
     rate = WRK_RATE.search(proc.stdout)
     if proc.returncode != 0 or rate is None:
         raise BenchError(f"wrk failed (exit {proc.returncode}): {proc.stdout}{proc.stderr}")
-    errors = sum(int(n) for n in WRK_ERRORS.search(proc.stdout).groups()) if WRK_ERRORS.search(proc.stdout) else 0
+    socket_errors = WRK_ERRORS.search(proc.stdout)
+    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     non2xx = WRK_NON2XX.search(proc.stdout)
     total = WRK_TOTAL.search(proc.stdout)
     requests = int(total.group(1)) if total else 0
@@ -91,9 +101,12 @@ def connrate(
         "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
         "requests": requests,
     }
-    if target.cpu_accounted and target.proc is not None and requests:
-        result["user_us"] = 1e6 * user / requests
-        result["sys_us"] = 1e6 * system / requests
+    # Every connection costs the proxy, answered or not: a socket error is one more connection.
+    connections = requests + errors
+    if target.cpu_accounted and target.proc is not None and connections:
+        result["user_us"] = 1e6 * user / connections
+        result["sys_us"] = 1e6 * system / connections
+        result["cpu_us"] = result["user_us"] + result["sys_us"]
     return result
 
 
@@ -190,6 +203,169 @@ def latency(addresses: dict[str, Address], samples: int) -> dict[str, dict[str, 
         for name in names[shift:] + names[:shift]:
             times[name].append(first_byte_ms(addresses[name]))
     return {name: summarize(t) for name, t in times.items()}
+
+
+# -- 5. system calls per connection ----------------------------------------------------------------
+def strace_counts(text: str) -> dict[str, int]:
+    """Calls per system call name from ``strace -c`` output, plus ``total`` (the columns are
+    fixed-width; their spans come from the dashed rule under the header)."""
+    lines = text.splitlines()
+    rule = next((i for i, line in enumerate(lines) if line.startswith("------")), None)
+    if rule is None or rule == 0:
+        raise BenchError(f"no strace -c table in: {text[:300]!r}")
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
+    header = [
+        lines[rule - 1][a:b].strip() if i < len(spans) - 1 else lines[rule - 1][a:].strip()
+        for i, (a, b) in enumerate(spans)
+    ]
+    calls_col = header.index("calls")
+    counts: dict[str, int] = {}
+    for line in lines[rule + 1 :]:
+        if not line.strip() or line.startswith("------"):
+            continue
+        name = line.split()[-1]
+        a, b = spans[calls_col]
+        cell = line[a:b].strip()
+        if cell.isdigit():
+            counts[name] = int(cell)
+    if "total" not in counts:
+        raise BenchError(f"no total line in strace -c output: {text[-300:]!r}")
+    return counts
+
+
+def _wait_attached(stderr_path: Path, pids: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Until strace said "attached" once per process we named (threads add more lines)."""
+    deadline = time.monotonic() + timeout
+    while stderr_path.read_text(errors="replace").count(" attached") < pids:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise Unmeasurable(f"strace did not attach: {stderr_path.read_text(errors='replace')[-500:]}")
+        time.sleep(0.05)
+    time.sleep(0.3)  # the threads of a process it attached to (HAProxy's) come right after
+
+
+def syscalls(target: Target, address: Address, connections: int, top: int = 8) -> dict[str, float]:
+    """System calls the proxy makes per connection: ``strace -c -f`` attached to all of its
+    processes (and, with -f, their threads and children) while ``connections`` sequential HTTP
+    requests with ``Connection: close`` go through it. strace slows the proxy a lot: this is a
+    count, not a rate. Keys: ``total`` (per connection), ``calls`` (the count), and
+    ``sc:NAME`` per connection for the ``top`` most frequent calls."""
+    pids = target.pids()
+    if not pids:
+        raise BenchError(f"{target.name}: no process to attach strace to")
+    with tempfile.TemporaryDirectory(prefix="strace-") as tmp:
+        out, err = Path(tmp) / "summary", Path(tmp) / "stderr"
+        argv = ["strace", "-c", "-f", "-o", str(out)]
+        for pid in pids:
+            argv += ["-p", str(pid)]
+        with open(err, "wb") as errfile:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errfile)
+        try:
+            _wait_attached(err, len(pids), proc)
+            for _ in range(connections):
+                first_byte_ms(address)
+        finally:
+            proc.send_signal(signal.SIGINT)  # strace detaches and writes its summary
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        counts = strace_counts(out.read_text(errors="replace"))
+    total = counts.pop("total")
+    result: dict[str, float] = {"total": total / connections, "calls": total, "connections": connections}
+    for name, calls in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        result[f"sc:{name}"] = calls / connections
+    return result
+
+
+# -- 6. hostile clients (issue 14) ----------------------------------------------------------------
+HOSTILE_ATTACKS = ("http-headers", "endless-header", "tls-record")
+
+
+def honest_requests(address: Address, keep_going: Callable[[], bool]) -> tuple[list[float], int]:
+    """Sequential small HTTP requests while ``keep_going()``: their times to first byte (ms) and
+    how many failed (reset, closed without an answer, 10 s without a byte)."""
+    times: list[float] = []
+    failed = 0
+    while keep_going():
+        try:
+            times.append(first_byte_ms(address))
+        except (OSError, BenchError):
+            failed += 1
+    return times, failed
+
+
+def _run_attack(
+    target: Target, address: Address, attack: str, connections: int, duration: float, honest_cpu: float
+) -> dict[str, float]:
+    """One attack on ``connections`` connections, honest requests meanwhile: see ``hostile``."""
+    host, port = address
+    argv = [sys.executable, str(HERE / "hostile.py"), attack, host, str(port)]
+    argv += ["--connections", str(connections), "--duration", str(duration)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+            proc.wait(timeout=30)
+            raise BenchError(f"hostile.py {attack} through {target.name}: {proc.stderr.read() if proc.stderr else ''}")
+        cpu_before = cpu_seconds(target.pids())
+        start = time.monotonic()
+        times, failed = honest_requests(address, lambda: proc.poll() is None)
+        cpu = sum(cpu_seconds(target.pids())) - sum(cpu_before)
+        seconds = time.monotonic() - start
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        trickled = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"hostile.py {attack} through {target.name}: {stdout!r} {stderr}") from exc
+    ends = [t["ended"] for t in trickled]
+    hostile_cpu = max(0.0, cpu - len(times) * honest_cpu)
+    result: dict[str, float] = {
+        "cpu_s": hostile_cpu / connections,
+        "cpu_us_per_byte": 1e6 * hostile_cpu / max(1, sum(t["sent"] for t in trickled)),
+        "seconds": seconds,
+        "held_s": statistics.median([t["seconds"] for t in trickled]),
+        "sent": statistics.median([t["sent"] for t in trickled]),
+        "ended_by_proxy": sum(e != "duration" for e in ends),
+        "honest": len(times),
+        "honest_failed": failed,
+    }
+    if times:
+        result["p50"], result["p99"] = percentile(times, 50), percentile(times, 99)
+    return result
+
+
+def hostile(
+    target: Target, address: Address, duration: float, counts: tuple[int, ...] = (1, 20), baseline: float = 2.0
+) -> dict[str, float]:
+    """Issue 14's attackers (bench/hostile.py, one byte per packet about 50 µs apart, for up to
+    ``duration`` s or until the proxy closes), each with 1 and with 20 connections, while an
+    honest client sends sequential small HTTP requests through the same proxy.
+
+    Keys ``ATTACK/N/cpu_s``: the proxy's CPU seconds per hostile connection (its CPU during the
+    attack, minus the honest requests' share at the CPU per request of a quiet ``baseline``
+    window measured first); ``ATTACK/N/p50`` and ``p99``: honest time to first byte (ms);
+    ``ATTACK/N/ended_by_proxy``: hostile connections the proxy closed before ``duration``;
+    ``quiet/p50``, ``quiet/p99``: the honest client with no attack."""
+    cpu_before = cpu_seconds(target.pids())
+    end = time.monotonic() + baseline
+    times, failed = honest_requests(address, lambda: time.monotonic() < end)
+    honest_cpu = (sum(cpu_seconds(target.pids())) - sum(cpu_before)) / max(1, len(times))
+    result: dict[str, float] = {
+        "quiet/honest": len(times),
+        "quiet/honest_failed": failed,
+        "quiet/cpu_us": 1e6 * honest_cpu,
+    }
+    if times:
+        result["quiet/p50"], result["quiet/p99"] = percentile(times, 50), percentile(times, 99)
+    for attack in HOSTILE_ATTACKS:
+        for n in counts:
+            one = _run_attack(target, address, attack, n, duration, honest_cpu)
+            result.update({f"{attack}/{n}/{k}": v for k, v in one.items()})
+    return result
 
 
 # -- a check before measuring ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ import ctypes
 import os
 import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +36,10 @@ HERE = Path(__file__).resolve().parent
 
 #: Figures (keys used everywhere).
 THROUGHPUT, CONNRATE, MEMORY, LATENCY = "throughput", "connrate", "memory", "latency"
-FIGURES = (THROUGHPUT, CONNRATE, MEMORY, LATENCY)
+SYSCALLS, HOSTILE = "syscalls", "hostile"
+FIGURES = (THROUGHPUT, CONNRATE, MEMORY, LATENCY, SYSCALLS, HOSTILE)
+#: What every proxy target measures (direct has no proxy: no CPU, memory, system calls).
+PROXY_FIGURES = (THROUGHPUT, CONNRATE, MEMORY, LATENCY, SYSCALLS)
 
 #: sslh-select uses select(2): FD_SETSIZE (1024) bounds its descriptors, two per connection.
 SSLH_SELECT_MAX_CONNECTIONS = 450
@@ -45,6 +49,10 @@ PAGE = b"<!doctype html><html><head><title>bench</title></head><body>" + b"x" * 
 
 class BenchError(RuntimeError):
     """A peer would not start or a check failed; the message says which."""
+
+
+class Unmeasurable(BenchError):
+    """This machine cannot take this figure (strace may not attach): the run goes on without it."""
 
 
 # -- small system helpers -----------------------------------------------------------------------
@@ -368,7 +376,7 @@ PASSTHRU_CONF = """\
 listen: [{host}:{port}]
 workers: {workers}
 timeouts: {{identify: 3s, connect: 5s, idle: 1h}}
-routes:
+{extra}routes:
   - name: web
     match: {{protocol: http, host: {server_name}}}
     to: {host}:{nginx}
@@ -378,7 +386,7 @@ routes:
   - name: ssh
     match: {{protocol: ssh}}
     to: {host}:{hold}
-default: {host}:{iperf}
+default: {default}
 """
 
 HAPROXY_CONF = """\
@@ -396,13 +404,10 @@ frontend bench
     tcp-request inspect-delay 3s
     acl is_tls req.ssl_hello_type 1
     acl is_ssh req.payload(0,4) -m bin 5353482d
-    # iperf3's 37-byte cookie is neither; decide as soon as it is all there.
-    acl is_other req.len ge 37
     tcp-request content accept if HTTP
     tcp-request content accept if is_tls
     tcp-request content accept if is_ssh
-    tcp-request content accept if is_other
-    use_backend web if HTTP {{ req.hdr(host) -i {server_name} }}
+{otherwise}    use_backend web if HTTP {{ req.hdr(host) -i {server_name} }}
     use_backend web if is_tls {{ req.ssl_sni -i {server_name} }}
     use_backend hold if is_ssh
     default_backend iperf
@@ -435,10 +440,137 @@ on-timeout: "timeout";
 """
 
 
+#: What HAProxy does with bytes that are none of the above. For the iperf3 figure: route to the
+#: default backend as soon as iperf3's 37-byte cookie is there. For the hostile figure, as
+#: Passthru with `default: reject`: wait (inspect-delay, or a full buffer), then close.
+HAPROXY_OTHER_TO_DEFAULT = """\
+    # iperf3's 37-byte cookie is neither; decide as soon as it is all there.
+    acl is_other req.len ge 37
+    tcp-request content accept if is_other
+"""
+HAPROXY_OTHER_REJECTED = """\
+    # Anything else: rejected once inspect-delay runs out or the buffer is full (hostile figure).
+    tcp-request content reject
+"""
+
+
 def haproxy_maxconn() -> int:
     """A maxconn HAProxy can honour under our open-files limit (two sockets each, and pipes with splice)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return max(1000, min(100_000, (soft - 200) // 3))
+
+
+#: Every target name, in report order. `passthru-ids` is Passthru with the repo's example
+#: identifiers loaded (issue 11's last row). The hostile figure runs `passthru` and `haproxy`
+#: rows through twins of them whose `default` rejects (see ``hostile_twin``).
+TARGET_NAMES = (
+    "direct",
+    "passthru",
+    "passthru-info",
+    "passthru-ids",
+    "haproxy",
+    "haproxy-splice",
+    "sslh-select",
+    "sslh-fork",
+)
+
+
+@dataclass
+class TargetFactory:
+    """Writes each target's config into the run's temp dir and builds its Target."""
+
+    workdir: Path
+    backends: Backends
+    passthru_cmd: list[str]
+    workers: int
+
+    def _ports(self, default: str) -> dict[str, object]:
+        b = self.backends
+        return {
+            "host": LOOPBACK,
+            "server_name": HOST,
+            "nginx": b.nginx_port,
+            "hold": b.hold_port,
+            "iperf": b.iperf_port,
+            "default": default,
+        }
+
+    def passthru(
+        self,
+        name: str,
+        port: int,
+        figures: tuple[str, ...],
+        *,
+        level: str = "WARNING",
+        identifiers: Path | None = None,
+        default: str | None = None,
+    ) -> Target:
+        """Passthru with the bench routes; ``identifiers``: copy these files into its
+        identifiers_dir; ``default``: what unmatched bytes get (the iperf3 server)."""
+        d = own_dir(self.workdir, name)
+        extra = ""
+        if identifiers is not None:
+            shutil.copytree(identifiers, d / "identifiers", ignore=shutil.ignore_patterns("__pycache__"))
+            extra = "identifiers_dir: identifiers\n"
+        conf = d / "passthru.yaml"
+        default = default or f"{LOOPBACK}:{self.backends.iperf_port}"
+        conf.write_text(PASSTHRU_CONF.format(port=port, workers=self.workers, extra=extra, **self._ports(default)))
+        argv = [*self.passthru_cmd, "run", "-c", str(conf), "--log-level", level]
+        proc = Proc(name, argv, self.workdir, port, self.workers)
+        note = f"{self.workers} workers, --log-level {level}"
+        if identifiers is not None:
+            note += (
+                f", identifiers_dir: a copy of the repo's {', '.join(sorted(p.stem for p in identifiers.glob('*.py')))}"
+            )
+        return Target(name, figures, port, proc, note)
+
+    def haproxy(
+        self, name: str, port: int, figures: tuple[str, ...], *, splice: bool = False, reject: bool = False
+    ) -> Target:
+        """HAProxy mode tcp with the bench routes; ``reject``: unmatched bytes are closed after
+        inspect-delay instead of going to the iperf3 server at 37 bytes."""
+        conf = own_dir(self.workdir, name) / "haproxy.cfg"
+        conf.write_text(
+            HAPROXY_CONF.format(
+                options="    option splice-request\n    option splice-response\n" if splice else "",
+                otherwise=HAPROXY_OTHER_REJECTED if reject else HAPROXY_OTHER_TO_DEFAULT,
+                port=port,
+                workers=self.workers,
+                maxconn=haproxy_maxconn(),
+                **self._ports(""),
+            )
+        )
+        proc = Proc(name, ["haproxy", "-db", "-f", str(conf)], self.workdir, port)
+        if splice:
+            note = (
+                f"mode tcp, nbthread {self.workers}, option splice-request + splice-response (zero-copy like Passthru)"
+            )
+        else:
+            note = f"mode tcp, nbthread {self.workers}, default options"
+        return Target(name, figures, port, proc, note)
+
+    def sslh(self, name: str, port: int) -> Target:
+        conf = own_dir(self.workdir, name) / "sslh.cfg"
+        conf.write_text(SSLH_CONF.format(port=port, **self._ports("")))
+        binary = "/usr/sbin/sslh-select" if name == "sslh-select" else "/usr/sbin/sslh"
+        proc = Proc(name, [binary, "-f", f"-F{conf}"], self.workdir, port)
+        cap = SSLH_SELECT_MAX_CONNECTIONS if name == "sslh-select" else None
+        note = "1 process, select(2)" if name == "sslh-select" else "one process per connection"
+        note += "; HTTP routed by protocol (sslh has no Host rule)"
+        return Target(name, PROXY_FIGURES, port, proc, note, cap, cpu_accounted=name == "sslh-select")
+
+    def hostile_twin(self, name: str, port: int) -> Target:
+        """The hostile figure's `passthru` / `haproxy`: the same routes, but bytes no route
+        matches are closed (Passthru `default: reject`; HAProxy `tcp-request content reject`
+        after inspect-delay 3s) rather than sent to the iperf3 server. Both wait for the whole
+        HTTP head or TLS ClientHello they route by, as the main targets do."""
+        twin = f"{name}-reject"
+        if name == "passthru":
+            target = self.passthru(twin, port, (HOSTILE,), default="reject")
+        else:
+            target = self.haproxy(twin, port, (HOSTILE,), reject=True)
+        target.name, target.note = name, ""  # the row is Passthru's / HAProxy's; the proc keeps its own name
+        return target
 
 
 def make_targets(
@@ -447,75 +579,32 @@ def make_targets(
     passthru_cmd: list[str],
     workers: int,
     wanted: list[str] | None = None,
+    identifiers: Path | None = None,
 ) -> list[Target]:
-    """All targets (or those named in ``wanted``), configured but not started."""
-    names = ["direct", "passthru", "passthru-info", "haproxy", "haproxy-splice", "sslh-select", "sslh-fork"]
-    names = [n for n in names if wanted is None or n in wanted]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    b = backends
+    """All targets (or those named in ``wanted``), configured but not started. ``identifiers``:
+    the directory `passthru-ids` copies (the repo's identifiers/)."""
+    names = [n for n in TARGET_NAMES if wanted is None or n in wanted]
+    if identifiers is None:
+        names = [n for n in names if n != "passthru-ids"]
+    twins = [n for n in ("passthru", "haproxy") if n in names]
+    ports = free_ports(len(names) + len(twins))
+    make = TargetFactory(workdir, backends, passthru_cmd, workers)
     targets: list[Target] = []
-    for name in names:
-        port = ports[name]
+    for name, port in zip(names, ports, strict=False):
         if name == "direct":
             targets.append(Direct(name, (THROUGHPUT, CONNRATE, LATENCY), note="straight to the backend"))
-        elif name in ("passthru", "passthru-info"):
-            level = "WARNING" if name == "passthru" else "INFO"
-            conf = own_dir(workdir, name) / "passthru.yaml"
-            conf.write_text(
-                PASSTHRU_CONF.format(
-                    host=LOOPBACK,
-                    port=port,
-                    workers=workers,
-                    server_name=HOST,
-                    nginx=b.nginx_port,
-                    hold=b.hold_port,
-                    iperf=b.iperf_port,
-                )
-            )
-            proc = Proc(name, [*passthru_cmd, "run", "-c", str(conf), "--log-level", level], workdir, port, workers)
-            figures = FIGURES if name == "passthru" else (CONNRATE, LATENCY)
-            note = f"{workers} workers, --log-level {level}"
-            targets.append(Target(name, figures, port, proc, note))
-        elif name in ("haproxy", "haproxy-splice"):
-            splice = name == "haproxy-splice"
-            conf = own_dir(workdir, name) / "haproxy.cfg"
-            conf.write_text(
-                HAPROXY_CONF.format(
-                    options="    option splice-request\n    option splice-response\n" if splice else "",
-                    host=LOOPBACK,
-                    port=port,
-                    workers=workers,
-                    maxconn=haproxy_maxconn(),
-                    server_name=HOST,
-                    nginx=b.nginx_port,
-                    hold=b.hold_port,
-                    iperf=b.iperf_port,
-                )
-            )
-            proc = Proc(name, ["haproxy", "-db", "-f", str(conf)], workdir, port)
-            if splice:
-                note = (
-                    f"mode tcp, nbthread {workers}, option splice-request + splice-response (zero-copy like Passthru)"
-                )
-                targets.append(Target(name, (THROUGHPUT,), port, proc, note))
-            else:
-                targets.append(Target(name, FIGURES, port, proc, f"mode tcp, nbthread {workers}, default options"))
+        elif name == "passthru":
+            targets.append(make.passthru(name, port, PROXY_FIGURES))
+        elif name == "passthru-info":
+            targets.append(make.passthru(name, port, (CONNRATE, LATENCY), level="INFO"))
+        elif name == "passthru-ids":
+            targets.append(make.passthru(name, port, (CONNRATE,), identifiers=identifiers))
+        elif name == "haproxy":
+            targets.append(make.haproxy(name, port, PROXY_FIGURES))
+        elif name == "haproxy-splice":
+            targets.append(make.haproxy(name, port, (THROUGHPUT,), splice=True))
         else:  # sslh-select / sslh-fork
-            conf = own_dir(workdir, name) / "sslh.cfg"
-            conf.write_text(
-                SSLH_CONF.format(
-                    host=LOOPBACK,
-                    port=port,
-                    server_name=HOST,
-                    nginx=b.nginx_port,
-                    hold=b.hold_port,
-                    iperf=b.iperf_port,
-                )
-            )
-            binary = "/usr/sbin/sslh-select" if name == "sslh-select" else "/usr/sbin/sslh"
-            proc = Proc(name, [binary, "-f", f"-F{conf}"], workdir, port)
-            cap = SSLH_SELECT_MAX_CONNECTIONS if name == "sslh-select" else None
-            note = "1 process, select(2)" if name == "sslh-select" else "one process per connection"
-            note += "; HTTP routed by protocol (sslh has no Host rule)"
-            targets.append(Target(name, FIGURES, port, proc, note, cap, cpu_accounted=name == "sslh-select"))
+            targets.append(make.sslh(name, port))
+    for name, port in zip(twins, ports[len(names) :], strict=True):
+        targets.append(make.hostile_twin(name, port))
     return targets

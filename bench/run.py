@@ -2,7 +2,7 @@
 """Benchmark Passthru side by side with HAProxy, sslh and the direct path, in one run on loopback.
 
 Starts nginx, an iperf3 server and a holding server, then every proxy, each on its own free port
-of 127.0.0.1 with a generated config in a temp dir; runs each figure of issue 6 for each target,
+of 127.0.0.1 with a generated config in a temp dir; runs each figure (issues 6, 11, 14) for each target,
 interleaved (the target order rotates every round), for a few rounds; prints medians and ratios
 and writes them to bench/results/latest.md. Everything it started is stopped at the end, on
 errors and on Ctrl-C.
@@ -15,10 +15,12 @@ errors and on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +31,16 @@ import report
 from peers import (
     CONNRATE,
     FIGURES,
+    HOSTILE,
     LATENCY,
     MEMORY,
+    SYSCALLS,
+    TARGET_NAMES,
     THROUGHPUT,
     Backends,
     BenchError,
     Target,
+    Unmeasurable,
     log_path,
     make_targets,
     raise_nofile,
@@ -42,8 +48,10 @@ from peers import (
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-TOOLS = ("nginx", "haproxy", "iperf3", "wrk", "/usr/sbin/sslh", "/usr/sbin/sslh-select")
-ALL_TARGETS = ("direct", "passthru", "passthru-info", "haproxy", "haproxy-splice", "sslh-select", "sslh-fork")
+TOOLS = ("nginx", "haproxy", "iperf3", "wrk", "strace", "/usr/sbin/sslh", "/usr/sbin/sslh-select")
+ALL_TARGETS = TARGET_NAMES
+#: The user identifiers `passthru-ids` loads: the ones the repo ships (config.yaml's identifiers_dir).
+IDENTIFIERS = REPO / "identifiers"
 
 
 def default_passthru_cmd() -> str:
@@ -69,6 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--samples", type=int, help="sequential requests for the latency figure (default 500; --quick: 100)")
     p.add_argument(
+        "--syscall-connections",
+        type=int,
+        help="connections counted under strace for the syscalls figure (default 2000; --quick: 200)",
+    )
+    p.add_argument(
+        "--hostile-duration",
+        type=float,
+        help="seconds each hostile client trickles at most (default 4: past the 3 s identify timeout; --quick: 1)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         choices=FIGURES,
@@ -88,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (2.0 if quick else 10.0)
     args.connections = args.connections or (200 if quick else 2000)
     args.samples = args.samples or (100 if quick else 500)
+    args.syscall_connections = args.syscall_connections or (200 if quick else 2000)
+    args.hostile_duration = args.hostile_duration or (1.0 if quick else 4.0)
     args.output = args.output or HERE / "results" / ("quick.md" if quick else "latest.md")
     args.figures = [f for f in FIGURES if not args.only or f in args.only]
     args.target_names = [t.strip() for t in args.targets.split(",")] if args.targets else list(ALL_TARGETS)
@@ -115,6 +135,26 @@ def check_tools() -> None:
         raise BenchError(f"missing: {', '.join(missing)}; run bench/install-debian-packages (as root)")
 
 
+def check_identifiers(passthru_cmd: list[str], target: Target) -> None:
+    """`passthru-ids` must really serve the repo's identifiers: list them as the server loads
+    them (its config, its copy) and fail unless every one is active."""
+    assert target.proc is not None
+    conf = target.proc.argv[target.proc.argv.index("-c") + 1]
+    proc = subprocess.run(
+        [*passthru_cmd, "identifiers", "list", "-c", conf, "--json"], capture_output=True, text=True, timeout=60
+    )
+    try:
+        listed = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        listed = None
+    wanted = {p.stem for p in IDENTIFIERS.glob("*.py")}
+    serving = {i["name"] for i in listed or () if i.get("serving")}
+    if not wanted or serving != wanted:
+        raise BenchError(
+            f"{target.name}: identifiers serving {sorted(serving)}, want {sorted(wanted)}: {proc.stdout}{proc.stderr}"
+        )
+
+
 def measure(figure: str, target: Target, backends: Backends, args: argparse.Namespace) -> dict[str, float]:
     """One round of one figure through one target."""
     address = target.address(figure, backends)
@@ -125,6 +165,10 @@ def measure(figure: str, target: Target, backends: Backends, args: argparse.Name
     if figure == MEMORY:
         count = min(args.connections, target.memory_connections or args.connections)
         return figures.memory(target, address, count)
+    if figure == SYSCALLS:
+        return figures.syscalls(target, address, args.syscall_connections)
+    if figure == HOSTILE:
+        return figures.hostile(target, address, args.hostile_duration, baseline=1.0 if args.quick else 2.0)
     raise ValueError(f"measure() does not do {figure}")
 
 
@@ -138,6 +182,15 @@ def describe(figure: str, m: dict[str, float]) -> str:
         return f"{m['rate']:.0f} conn/s{cpu}{errors}"
     if figure == MEMORY:
         return f"{m['rss_kib']:.1f} KiB RSS/conn, {m['pss_kib']:.1f} KiB PSS/conn over {m['connections']:.0f}"
+    if figure == SYSCALLS:
+        top = ", ".join(f"{k[3:]} {v:.1f}" for k, v in m.items() if k.startswith("sc:"))
+        return f"{m['total']:.1f} syscalls/conn over {m['connections']:.0f} ({top})"
+    if figure == HOSTILE:
+        return "; ".join(
+            f"{a}x{n} {m[f'{a}/{n}/cpu_s']:.3f} CPU-s/conn, honest p99 {m.get(f'{a}/{n}/p99', float('nan')):.1f} ms"
+            for a in figures.HOSTILE_ATTACKS
+            for n in (1, 20)
+        )
     return f"p50 {m['p50']:.3f} ms, p90 {m['p90']:.3f} ms, p99 {m['p99']:.3f} ms"
 
 
@@ -154,15 +207,17 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
     check_tools()
     passthru_cmd = resolve_command(args.passthru_cmd)
     backends = Backends.create(workdir)
-    targets = make_targets(workdir, backends, passthru_cmd, args.workers, args.target_names)
+    targets = make_targets(workdir, backends, passthru_cmd, args.workers, args.target_names, IDENTIFIERS)
     results: report.Results = {}
-    args.notes = {t.name: t.note for t in targets if any(f in t.figures for f in args.figures)}
+    args.notes = {t.name: t.note for t in targets if t.note and any(f in t.figures for f in args.figures)}
     try:
         backends.start()
         for target in targets:
             if any(f in target.figures for f in args.figures):
                 target.start()
                 figures.smoke(target.address(LATENCY, backends), proxied=target.proc is not None)
+                if target.name == "passthru-ids":
+                    check_identifiers(passthru_cmd, target)
         print(f"started {len(targets)} targets in {workdir}; load average {report.load_average()}", flush=True)
         for rnd in range(args.rounds):
             for figure in args.figures:
@@ -173,11 +228,17 @@ def run(args: argparse.Namespace, workdir: Path) -> report.Results:
                     addresses = {t.name: t.address(figure, backends) for t in eligible}
                     measured = list(figures.latency(addresses, args.samples).items())
                 else:
-                    measured = [(t.name, measure(figure, t, backends, args)) for t in eligible]
+                    measured = []
+                    for t in eligible:
+                        try:
+                            measured.append((t.name, measure(figure, t, backends, args)))
+                        except Unmeasurable as exc:
+                            print(f"round {rnd + 1}/{args.rounds} {figure:10} {t.name:14} not measured: {exc}")
+                            args.remarks.append(f"{figure} through {t.name}, round {rnd + 1}: not measured: {exc}")
                 for name, m in measured:
                     results.setdefault(figure, {}).setdefault(name, {})[rnd] = m
                     print(f"round {rnd + 1}/{args.rounds} {figure:10} {name:14} {describe(figure, m)}", flush=True)
-        for name in ("passthru", "passthru-info"):
+        for name in ("passthru", "passthru-info", "passthru-ids"):
             if any(t.name == name for t in targets):
                 lines = count_log_lines(log_path(workdir, name))
                 args.remarks.append(f"{name} wrote {lines} per-connection log lines")

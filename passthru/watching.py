@@ -7,12 +7,15 @@ Threads: watchdog's observer reads inotify in an OS thread. That thread touches 
 gevent object, an ``async_`` watcher, whose ``send()`` is the libev/libuv call made to be used
 from other threads; the hub then runs everything else (debounce, rescan, swap).
 
-What counts as a change: any create/modify/move/delete/close-after-write whose path (source or
+What counts as a change: a create, move, delete or close-after-write whose path (source or
 destination) has a relevant name, a ``..*`` entry (Kubernetes swaps ``..data``), or the
-directory itself. Opens and read-only closes are ignored (our own reads would otherwise wake us
-up). The event's details are not used: after a change the owner rescans the whole directory and compares
-content hashes, which copes the same way with rename-over saves, truncate-then-write, many
-events per save and symlink swaps.
+directory itself. Only those events are asked of the kernel (the inotify mask): opens, reads,
+read-only closes and plain writes (a log file appended to beside the config, a web server reading
+its files there) never reach this process, so they cost a connection nothing. A file is
+complete when it is closed after writing, or moved into place, which is what we act on; a
+``chmod`` is seen by the safety-net poll below. The event's details are not used: after a
+change the owner rescans the whole directory and compares content hashes, which copes the same
+way with rename-over saves, truncate-then-write, many events per save and symlink swaps.
 
 Debounce: the owner is called once events have been quiet for ``debounce`` seconds, but never
 later than ``max_delay`` after the first one (so a file rewritten continuously still loads).
@@ -33,10 +36,30 @@ from pathlib import Path
 from time import monotonic
 
 import gevent
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
-RELEVANT_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+RELEVANT_EVENTS = frozenset({"created", "moved", "deleted", "closed"})
+#: The events asked of the kernel: what can complete, replace or remove a file (see above).
+WATCHED_EVENTS = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+]
 
 
 class _Forward(FileSystemEventHandler):
@@ -173,7 +196,10 @@ class DirectoryWatcher:
                 return
             self._observer.unschedule_all()
             self._observer.schedule(
-                _Forward(str(self.directory), self._send, self._relevant), str(target), recursive=False
+                _Forward(str(self.directory), self._send, self._relevant),
+                str(target),
+                recursive=False,
+                event_filter=WATCHED_EVENTS,
             )
             self._watched = key
         except OSError as exc:

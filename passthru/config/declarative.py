@@ -17,20 +17,20 @@ Config rules are the user's, so they take :data:`USER_PRECEDENCE` and win over b
 from __future__ import annotations
 
 from passthru.config.model import DeclarativeIdentifier
-from passthru.identify.base import USER_PRECEDENCE, Fields, Identifier, IdentifyFunc
+from passthru.identify.base import TEXT, USER_PRECEDENCE, Fields, Identifier, IdentifyFunc
 
 
 def to_identifier(d: DeclarativeIdentifier) -> Identifier:
     if d.regex is not None:
         func = _regex_rule(d)
-        fields = tuple(d.regex.groupindex)
+        fields = dict.fromkeys(d.regex.groupindex, TEXT)
         description = f"config rule: regex {d.regex.pattern!r}"
     else:
         expected = d.prefix if d.prefix is not None else d.bytes_at
         assert expected is not None, "a declarative identifier has a prefix, bytes_at or regex"
         offset = 0 if d.prefix is not None else d.offset
         func = _bytes_rule(offset, expected, d.min_length)
-        fields = ()
+        fields = {}
         description = f"config rule: {expected!r} at offset {offset}"
     return Identifier(
         name=d.name,
@@ -39,6 +39,7 @@ def to_identifier(d: DeclarativeIdentifier) -> Identifier:
         source=f"config line {d.line}" if d.line else "config",
         fields=fields,
         description=description,
+        trusted=True,  # written by the operator in the config: as trusted as a built-in
     )
 
 

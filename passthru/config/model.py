@@ -65,6 +65,9 @@ class Limits:
     """Resource limits. New limits are added as fields with a default (off unless configured)."""
 
     identify_bytes: int = 16384
+    #: CPU one connection may spend reading and identifying its first bytes (seconds); over it
+    #: the connection is closed (``end=identify_budget``), so no client keeps a worker busy.
+    identify_cpu: float = 0.05
     #: Connections this process relays or identifies at once; at the limit it stops accepting
     #: (the kernel's backlog queues new ones), as HAProxy's maxconn does. Off when None.
     max_connections: int | None = None

@@ -35,6 +35,18 @@ def size_between(low: int, high: int, text: str) -> Callable[[object], int]:
     return parse
 
 
+def duration_between(low: float, high: float, text: str) -> Callable[[object], float]:
+    """A duration parser that also enforces bounds."""
+
+    def parse(value: object) -> float:
+        seconds = parse_duration(value)
+        if not low <= seconds <= high:
+            raise ValueError(f"{value!r} is out of range: use a duration between {text}")
+        return seconds
+
+    return parse
+
+
 #: Field name -> parser for each settings section. A new limit is one line here plus a field
 #: with a default on :class:`Limits`.
 TIMEOUT_FIELDS: Mapping[str, Callable[[object], Any]] = {
@@ -45,6 +57,7 @@ TIMEOUT_FIELDS: Mapping[str, Callable[[object], Any]] = {
 }
 LIMIT_FIELDS: Mapping[str, Callable[[object], Any]] = {
     "identify_bytes": size_between(64, MIB, "64B and 1MiB"),
+    "identify_cpu": duration_between(0.001, 10.0, "1ms and 10s"),
     "max_connections": parse_count,
     "max_connections_per_source": parse_count,
     "connection_rate_per_source": parse_rate,

@@ -9,7 +9,7 @@ is the system identity ``TYPE:SERIAL:BANNER`` with a known TYPE. Reports ``syste
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, verdict_of
 
 CNXN = b"CNXN"
@@ -47,9 +47,10 @@ def parse_adb(data: bytes) -> Fields:
 
 
 ADB = Identifier(
+    trusted=True,
     name="adb",
     identify=verdict_of(parse_adb),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("system_type", "version", "features"),
+    fields={"system_type": TEXT, "version": TEXT, "features": TEXT},
     description="ADB CNXN message: header fields, magic, payload checksum and a TYPE:SERIAL:BANNER identity",
 )

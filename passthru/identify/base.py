@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeAlias
 
 Fields: TypeAlias = dict[str, Any]
@@ -32,9 +33,28 @@ DEFAULT_PRECEDENCE = 50
 GENERIC_PRECEDENCE = 90
 
 
+class FieldKind(StrEnum):
+    """What a reported field holds, which decides how routes compare it: host names fold case
+    and take ``*.`` globs; numbers compare by value; text compares exactly."""
+
+    TEXT = "text"
+    HOST = "host"
+    NUMBER = "number"
+
+
+TEXT, HOST, NUMBER = FieldKind.TEXT, FieldKind.HOST, FieldKind.NUMBER
+FieldKinds: TypeAlias = Mapping[str, FieldKind]
+
+
 @dataclass(frozen=True)
 class Identifier:
-    """One named protocol recogniser. ``source`` says where it came from (for logs and lists)."""
+    """One named protocol recogniser. ``source`` says where it came from (for logs and lists).
+
+    ``fields`` declares what it may report and of which kind (None: undeclared, as a user file
+    without ``FIELDS``: routes may then name any key). ``trusted`` is set by whoever builds the
+    identifier: trusted ones (built-ins, config rules) run without the user-code time limit and
+    may be pre-asked by the first-byte prefilter.
+    """
 
     name: str
     identify: IdentifyFunc
@@ -42,8 +62,14 @@ class Identifier:
     source: str = "builtin"
     samples_match: tuple[bytes, ...] = field(default=(), repr=False)
     samples_no_match: tuple[bytes, ...] = field(default=(), repr=False)
-    fields: tuple[str, ...] = ()
+    fields: FieldKinds | None = field(default=None, hash=False, compare=False)
     description: str = ""
+    trusted: bool = False
+
+    def field_kind(self, name: str) -> FieldKind | None:
+        """The declared kind of one field; None when the identifier does not report it (or
+        declares nothing)."""
+        return None if self.fields is None else self.fields.get(name)
 
 
 class InvalidVerdict(TypeError):

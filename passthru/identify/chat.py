@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Truncated,
@@ -89,10 +89,11 @@ def stream_attributes(data: bytes, offset: int) -> Fields:
 
 
 XMPP = Identifier(
+    trusted=True,
     name="xmpp",
     identify=verdict_of(parse_xmpp),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("to", "namespace", "version"),
+    fields={"to": HOST, "namespace": TEXT, "version": TEXT},
     description="XMPP stream header: optional XML declaration, <stream:stream> with the streams and jabber namespaces",
 )
 
@@ -148,9 +149,10 @@ def irc_line(line: bytes, fields: Fields) -> bool:
 
 
 IRC = Identifier(
+    trusted=True,
     name="irc",
     identify=verdict_of(parse_irc),
     precedence=GENERIC_PRECEDENCE,
-    fields=("nick", "user"),
+    fields={"nick": TEXT, "user": TEXT},
     description="IRC registration: CAP LS / PASS / NICK / USER lines with valid syntax (RFC 2812 nicknames)",
 )

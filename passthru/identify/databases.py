@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, GENERIC_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -85,10 +85,11 @@ def parse_postgres(data: bytes) -> Fields:
 
 
 POSTGRES = Identifier(
+    trusted=True,
     name="postgres",
     identify=verdict_of(parse_postgres),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("request", "user", "database", "application_name", "protocol"),
+    fields={"request": TEXT, "user": TEXT, "database": TEXT, "application_name": TEXT, "protocol": TEXT},
     description="PostgreSQL StartupMessage (protocol 3.x, parameters incl. user) or SSL/GSSENC/Cancel request",
 )
 
@@ -181,10 +182,11 @@ def parse_inline(data: bytes) -> Fields:
 
 
 REDIS = Identifier(
+    trusted=True,
     name="redis",
     identify=verdict_of(parse_redis),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("command", "format"),
+    fields={"command": TEXT, "format": TEXT},
     description="Redis RESP array whose first bulk string is a known command, or an inline command line",
 )
 
@@ -323,10 +325,11 @@ def op_query(body: Reader) -> Fields:
 
 
 MONGODB = Identifier(
+    trusted=True,
     name="mongodb",
     identify=verdict_of(parse_mongodb),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("opcode", "command", "database"),
+    fields={"opcode": TEXT, "command": TEXT, "database": TEXT},
     description="MongoDB wire message: OP_MSG or OP_QUERY, responseTo 0, well-formed BSON filling the message",
 )
 
@@ -388,9 +391,10 @@ def parse_memcached(data: bytes) -> Fields:
 
 
 MEMCACHED = Identifier(
+    trusted=True,
     name="memcached",
     identify=verdict_of(parse_memcached),
     precedence=GENERIC_PRECEDENCE,
-    fields=("command", "key"),
+    fields={"command": TEXT, "key": TEXT},
     description="Memcached text protocol command line with the verb's argument syntax checked",
 )

@@ -13,7 +13,7 @@ Reports ``qname`` (lower case, no trailing dot; ``.`` for the root) and ``qtype`
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, is_printable_ascii, verdict_of
 
 MIN_QUERY, MAX_QUERY = 17, 1024
@@ -104,9 +104,10 @@ def parse_dns(data: bytes) -> Fields:
 
 
 DNS = Identifier(
+    trusted=True,
     name="dns",
     identify=verdict_of(parse_dns),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("qname", "qtype"),
+    fields={"qname": HOST, "qtype": TEXT},
     description="DNS over TCP: length-prefixed standard query, one question, valid name, records filling the message",
 )

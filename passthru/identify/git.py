@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, ascii_text, split_authority, verdict_of
 
 SERVICES = (b"git-upload-pack ", b"git-receive-pack ", b"git-upload-archive ")
@@ -48,9 +48,10 @@ def parse_git(data: bytes) -> Fields:
 
 
 GIT = Identifier(
+    trusted=True,
     name="git",
     identify=verdict_of(parse_git),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("service", "path", "host", "protocol"),
+    fields={"service": TEXT, "path": TEXT, "host": HOST, "protocol": TEXT},
     description="git:// request pkt-line: hex length, git-upload-pack/receive-pack/upload-archive, path, host",
 )

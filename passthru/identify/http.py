@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, SPECIFIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, SPECIFIC_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -114,10 +114,11 @@ def target_host(method: str, target: str) -> str | None:
 
 
 HTTP = Identifier(
+    trusted=True,
     name="http",
     identify=verdict_of(parse_request),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("host", "method", "path", "version", "upgrade"),
+    fields={"host": HOST, "method": TEXT, "path": TEXT, "version": TEXT, "upgrade": TEXT},
     description="HTTP/1.0 and 1.1 request line with a known method, then a well-formed header block",
 )
 
@@ -142,10 +143,11 @@ def parse_h2c(data: bytes) -> Fields:
 
 
 H2C = Identifier(
+    trusted=True,
     name="h2c",
     identify=verdict_of(parse_h2c),
     precedence=SPECIFIC_PRECEDENCE,
-    fields=(),
+    fields={},
     description="HTTP/2 prior-knowledge cleartext: the client preface followed by a SETTINGS frame",
 )
 
@@ -184,9 +186,10 @@ def parse_rtsp(data: bytes) -> Fields:
 
 
 RTSP = Identifier(
+    trusted=True,
     name="rtsp",
     identify=verdict_of(parse_rtsp),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("method", "url", "host", "version"),
+    fields={"method": TEXT, "url": TEXT, "host": HOST, "version": TEXT},
     description="RTSP request: RTSP method, rtsp:// URL or *, RTSP/1.0 or 2.0, and a numeric CSeq header",
 )

@@ -16,7 +16,7 @@ line, with an ``accept-version`` or ``host`` header. Reports ``host``, ``accept_
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -77,10 +77,11 @@ def parse_mqtt(data: bytes) -> Fields:
 
 
 MQTT = Identifier(
+    trusted=True,
     name="mqtt",
     identify=verdict_of(parse_mqtt),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("version", "client_id", "username"),
+    fields={"version": TEXT, "client_id": TEXT, "username": TEXT},
     description="MQTT CONNECT (3.1, 3.1.1, 5.0): protocol name/level, legal flags, payload filling the packet",
 )
 
@@ -100,10 +101,11 @@ def parse_amqp(data: bytes) -> Fields:
 
 
 AMQP = Identifier(
+    trusted=True,
     name="amqp",
     identify=verdict_of(parse_amqp),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("version", "layer"),
+    fields={"version": TEXT, "layer": TEXT},
     description="AMQP protocol header: 0-8, 0-9, 0-9-1, or 1.0 (AMQP, TLS or SASL layer)",
 )
 
@@ -130,9 +132,10 @@ def parse_stomp(data: bytes) -> Fields:
 
 
 STOMP = Identifier(
+    trusted=True,
     name="stomp",
     identify=verdict_of(parse_stomp),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("host", "accept_version", "login"),
+    fields={"host": HOST, "accept_version": TEXT, "login": TEXT},
     description="STOMP CONNECT/STOMP frame with well-formed headers including accept-version or host",
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, NUMBER, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, expect_prefix, verdict_of
 
 BITTORRENT = b"\x13BitTorrent protocol"
@@ -35,10 +35,11 @@ def parse_bittorrent(data: bytes) -> Fields:
 
 
 BITTORRENT_HANDSHAKE = Identifier(
+    trusted=True,
     name="bittorrent",
     identify=verdict_of(parse_bittorrent),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("info_hash", "client"),
+    fields={"info_hash": TEXT, "client": TEXT},
     description="BitTorrent peer handshake: '\\x13BitTorrent protocol', reserved bytes, info hash",
 )
 
@@ -81,9 +82,10 @@ def parse_bitcoin(data: bytes) -> Fields:
 
 
 BITCOIN = Identifier(
+    trusted=True,
     name="bitcoin",
     identify=verdict_of(parse_bitcoin),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("network", "protocol_version", "user_agent"),
+    fields={"network": TEXT, "protocol_version": NUMBER, "user_agent": TEXT},
     description="Bitcoin P2P 'version' message: network magic, command, length and double-SHA-256 checksum",
 )

@@ -13,7 +13,7 @@ TLVs ``authority`` (the SNI the proxy saw) and ``alpn``.
 
 from __future__ import annotations
 
-from passthru.identify.base import SPECIFIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import HOST, NUMBER, SPECIFIC_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -103,19 +103,20 @@ def parse_proxy(data: bytes) -> Fields:
 
 
 PROXY = Identifier(
+    trusted=True,
     name="proxy",
     identify=verdict_of(parse_proxy),
     precedence=SPECIFIC_PRECEDENCE,
-    fields=(
-        "version",
-        "command",
-        "family",
-        "source",
-        "destination",
-        "source_port",
-        "destination_port",
-        "authority",
-        "alpn",
-    ),
+    fields={
+        "version": TEXT,
+        "command": TEXT,
+        "family": TEXT,
+        "source": TEXT,
+        "destination": TEXT,
+        "source_port": NUMBER,
+        "destination_port": NUMBER,
+        "authority": HOST,
+        "alpn": TEXT,
+    },
     description="PROXY protocol v1 line (TCP4/TCP6/UNKNOWN, valid addresses and ports) or v2 binary header",
 )

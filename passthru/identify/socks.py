@@ -14,7 +14,7 @@ and reports ``host`` and ``port``. Reports ``methods`` (names).
 
 from __future__ import annotations
 
-from passthru.identify.base import SPECIFIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import HOST, NUMBER, SPECIFIC_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -52,9 +52,10 @@ def parse_socks4(data: bytes) -> Fields:
 
 
 SOCKS4 = Identifier(
+    trusted=True,
     name="socks4",
     identify=verdict_of(parse_socks4),
-    fields=("command", "host", "port", "user", "version"),
+    fields={"command": TEXT, "host": HOST, "port": NUMBER, "user": TEXT, "version": TEXT},
     description="SOCKS4/4a request: version 4, CONNECT or BIND, port, address, NUL-terminated user id (and 4a host)",
 )
 
@@ -117,10 +118,11 @@ def socks5_request(request: Reader) -> Fields:
 
 
 SOCKS5 = Identifier(
+    trusted=True,
     name="socks5",
     identify=verdict_of(parse_socks5),
     precedence=SPECIFIC_PRECEDENCE,
-    fields=("methods", "host", "port"),
+    fields={"methods": TEXT, "host": HOST, "port": NUMBER},
     description=(
         "SOCKS5 greeting: version 5, 1-255 distinct assigned method codes, and nothing else in the first flight "
         "(or a pipelined CONNECT after a no-auth-only greeting)"

@@ -6,7 +6,7 @@ SSH. Reports ``version`` and ``software``.
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, expect_one_of, is_printable_ascii, read_line, verdict_of
 
 BANNERS = (b"SSH-2.0-", b"SSH-1.99-", b"SSH-1.5-")
@@ -23,9 +23,10 @@ def parse_banner(data: bytes) -> Fields:
 
 
 SSH = Identifier(
+    trusted=True,
     name="ssh",
     identify=verdict_of(parse_banner),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("version", "software"),
+    fields={"version": TEXT, "software": TEXT},
     description="SSH identification string (2.0, 1.99, 1.5)",
 )

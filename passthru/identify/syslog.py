@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from passthru.identify.base import GENERIC_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import GENERIC_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Truncated, decimal, is_printable_ascii, verdict_of
 
 MAX_PRI = 191
@@ -137,9 +137,10 @@ def parse_syslog(data: bytes) -> Fields:
 
 
 SYSLOG = Identifier(
+    trusted=True,
     name="syslog",
     identify=verdict_of(parse_syslog),
     precedence=GENERIC_PRECEDENCE,
-    fields=("format", "framing", "facility", "severity", "hostname", "app_name"),
+    fields={"format": TEXT, "framing": TEXT, "facility": TEXT, "severity": TEXT, "hostname": HOST, "app_name": TEXT},
     description="Syslog over TCP: <PRI> then an RFC 5424 or RFC 3164 header, octet-counted or LF-framed",
 )

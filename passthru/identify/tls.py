@@ -11,7 +11,7 @@ TLS over TCP: its record version (0xfeXX) is rejected.
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.parsing import Malformed, Reader, Truncated, hostname, verdict_of
 
 HANDSHAKE = 0x16
@@ -181,9 +181,10 @@ def highest_version(body: Reader) -> int | None:
 
 
 TLS = Identifier(
+    trusted=True,
     name="tls",
     identify=verdict_of(parse_client_hello),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("sni", "alpn", "version"),
+    fields={"sni": HOST, "alpn": TEXT, "version": TEXT},
     description="TLS ClientHello (SSL 3.0 to TLS 1.3, structurally parsed) or SSLv2-format CLIENT-HELLO",
 )

@@ -24,7 +24,7 @@ Reports ``name`` and ``version``.
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -120,10 +120,11 @@ def parse_openvpn(data: bytes) -> Fields:
 
 
 OPENVPN = Identifier(
+    trusted=True,
     name="openvpn",
     identify=verdict_of(parse_openvpn),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("opcode", "wrapping"),
+    fields={"opcode": TEXT, "wrapping": TEXT},
     description=(
         "OpenVPN over TCP: length-prefixed P_CONTROL_HARD_RESET_CLIENT_V2/V3, key id 0, complete packet "
         "whose plain, tls-auth or tls-crypt layout fits its length"
@@ -162,9 +163,10 @@ def parse_tinc(data: bytes) -> Fields:
 
 
 TINC = Identifier(
+    trusted=True,
     name="tinc",
     identify=verdict_of(parse_tinc),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("name", "version"),
+    fields={"name": TEXT, "version": TEXT},
     description="tinc meta-protocol ID line: '0 NAME 17' (1.0) or '0 NAME 17.N' (1.1)",
 )

@@ -17,7 +17,7 @@ session request ``called`` (the server's NetBIOS name).
 
 from __future__ import annotations
 
-from passthru.identify.base import DEFAULT_PRECEDENCE, Fields, Identifier
+from passthru.identify.base import DEFAULT_PRECEDENCE, TEXT, Fields, Identifier
 from passthru.identify.parsing import (
     Malformed,
     Reader,
@@ -92,10 +92,11 @@ def negotiation_request(x224: Reader) -> list[str]:
 
 
 RDP = Identifier(
+    trusted=True,
     name="rdp",
     identify=verdict_of(parse_rdp),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("cookie", "routing_token", "protocols"),
+    fields={"cookie": TEXT, "routing_token": TEXT, "protocols": TEXT},
     description="RDP: TPKT + X.224 Connection Request, optional mstshash cookie and RDP_NEG_REQ, lengths consistent",
 )
 
@@ -179,9 +180,10 @@ def session_request(data: bytes) -> Fields:
 
 
 SMB = Identifier(
+    trusted=True,
     name="smb",
     identify=verdict_of(parse_smb),
     precedence=DEFAULT_PRECEDENCE,
-    fields=("version", "dialects", "called"),
+    fields={"version": TEXT, "dialects": TEXT, "called": TEXT},
     description="SMB1 or SMB2/3 NEGOTIATE over NetBIOS session framing, or a NetBIOS session request (139)",
 )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, ModuleType
 
-from passthru.identify.base import USER_PRECEDENCE, Identifier
+from passthru.identify.base import USER_PRECEDENCE, FieldKind, Identifier
 from passthru.plugins.errors import LoadError, describe, user_line
 from passthru.plugins.timelimit import Overrun, TimeLimit
 
@@ -166,9 +166,7 @@ def _identifier(source: Source, module: ModuleType, lines: dict[str, int]) -> Id
     if not callable(identify):
         raise fail("identify", f"identify is a {type(identify).__name__}, not a function")
     samples = _samples(ns.get("SAMPLES"), lambda message: fail("SAMPLES", message))
-    fields = ns.get("FIELDS", ())
-    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
-        raise fail("FIELDS", "FIELDS must be a list of field names (strings)")
+    fields = _fields(ns.get("FIELDS"), lambda message: fail("FIELDS", message))
     description = ns.get("DESCRIPTION") or (module.__doc__ or "").strip().split("\n")[0]
     return Identifier(
         name=name,
@@ -177,9 +175,31 @@ def _identifier(source: Source, module: ModuleType, lines: dict[str, int]) -> Id
         source=filename,
         samples_match=samples["match"],
         samples_no_match=samples["no_match"],
-        fields=tuple(fields),
+        fields=fields,
         description=str(description),
+        trusted=False,
     )
+
+
+def _fields(value: object, fail: Callable[[str], LoadError]) -> dict[str, FieldKind] | None:
+    """``FIELDS``: absent (routes may name any key), a list of names (text fields), or a dict
+    of name to kind (``"host"``, ``"number"``, ``"text"``)."""
+    if value is None:
+        return None
+    kinds = ", ".join(repr(k.value) for k in FieldKind)
+    if isinstance(value, Mapping):
+        declared: dict[str, FieldKind] = {}
+        for name, kind in value.items():
+            if not isinstance(name, str):
+                raise fail(f"FIELDS keys are field names (strings), not {type(name).__name__}")
+            try:
+                declared[name] = FieldKind(kind)
+            except ValueError:
+                raise fail(f"FIELDS[{name!r}] is {kind!r}; a field kind is one of {kinds}") from None
+        return declared
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__") or not all(isinstance(f, str) for f in value):
+        raise fail(f'FIELDS must be a list of field names or a dict like {{"sni": "host"}} (kinds: {kinds})')
+    return dict.fromkeys(value, FieldKind.TEXT)
 
 
 def _samples(value: object, fail: Callable[[str], LoadError]) -> dict[str, tuple[bytes, ...]]:

@@ -1,60 +1,89 @@
-"""The accept loop of one listener: gevent's ``StreamServer`` with two changes.
+"""The accept loop of one listener, on the hub's watcher of the listening socket.
 
-* A client socket handed to a relay stays open when its handler greenlet returns (gevent
-  closes it by default): the relay closes it when the connection ends.
-* ``max_connections``: at the global or this listener's limit it stops accepting (the kernel
-  backlog holds new clients) and resumes when a connection closes.
-* Out of file descriptors (EMFILE and kin) at accept: it pauses accepting, retries after a
-  back-off (0.1 s doubling to 1 s, or at once when a connection closes), and logs one warning
-  per episode instead of gevent's traceback per attempt. Relayed connections are unaffected.
-
-Handlers run in raw greenlets (lighter than ``Greenlet``); the handler catches everything.
+* Each wake-up accepts up to ``ACCEPT_BATCH`` clients and starts each connection at once, in
+  the same callback: no greenlet per connection (see ``connection.py``).
+* ``max_connections``: at the global or this listener's limit it stops watching the socket (the
+  kernel backlog holds new clients) and resumes when a connection closes.
+* Out of file descriptors (EMFILE and kin) at accept: it pauses, retries after a back-off (0.1 s
+  doubling to 1 s, or at once when a connection closes), and logs one warning per episode.
+  Relayed connections are unaffected.
+* ``TCP_NODELAY`` is set once on the listening socket, and accepted sockets inherit it.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import socket
+from collections.abc import Callable
 
-import gevent
-from gevent import socket as gsocket
-from gevent.server import StreamServer
+from gevent import get_hub
 
-from passthru.server.handler import ConnectionHandler
+from passthru.config import Limits
+from passthru.server.counting import Counting
+from passthru.server.relay import READ
 
 log = logging.getLogger("passthru.server")
 
 OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 1.0
+#: Clients accepted per wake-up before other callbacks get their turn.
+ACCEPT_BATCH = 64
+
+#: What the acceptor hands each new client to: (socket, address, listener key, listen address).
+Accept = Callable[[socket.socket, tuple, tuple, str], None]
 
 
-class PassthruServer(StreamServer):
+class Acceptor:
     def __init__(
-        self, sock: gsocket.socket, handler: ConnectionHandler, listener_key: tuple, max_connections: int | None = None
+        self,
+        sock: socket.socket,
+        accept: Accept,
+        counting: Counting,
+        limits: Callable[[], Limits],
+        listener_key: tuple,
+        address_text: str,
+        max_connections: int | None = None,
     ) -> None:
-        super().__init__(sock, self._handle_here, spawn=gevent.spawn_raw)
-        self.handler = handler
+        sock.setblocking(False)
+        self.sock = sock
+        self.accept = accept
+        self.counting = counting
+        self.limits = limits
         self.listener_key = listener_key  # finds this listener's options in the current config
-        self.address_text = ""  # the listen address as the config names it (set by the service)
+        self.address_text = address_text  # the listen address as the config names it
         self.max_connections = max_connections
-        self.open = 0  # connections accepted here and not yet closed
         self.paused = False
         self.starved = False  # accept failed for lack of descriptors; retrying
         self.backoff = BACKOFF_MIN
+        self._watcher = get_hub().loop.io(sock.fileno(), READ)
+        self._retry = None
+        self.closed = False
 
-    def do_read(self):  # type: ignore[no-untyped-def]
-        try:
-            accepted = super().do_read()
-        except OSError as exc:
-            if exc.errno not in OUT_OF_RESOURCES:
-                raise
-            self._starving(exc)
-            return None
-        if self.starved and accepted:
-            self.starved = False
-            self.backoff = BACKOFF_MIN
-            log.warning("accepting on %s again", self.address_text)
-        return accepted
+    def start(self) -> None:
+        self._watcher.start(self._accept_some)
+
+    def _accept_some(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self.full():
+                self.pause()
+                return
+            try:
+                client, address = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in OUT_OF_RESOURCES:
+                    self._starving(exc)
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    log.warning("accept on %s failed: %s", self.address_text, exc.strerror or exc)
+                return
+            if self.starved:
+                self.starved = False
+                self.backoff = BACKOFF_MIN
+                log.warning("accepting on %s again", self.address_text)
+            client.setblocking(False)
+            self.accept(client, address, self.listener_key, self.address_text)
 
     def _starving(self, exc: OSError) -> None:
         if not self.starved:
@@ -64,26 +93,40 @@ class PassthruServer(StreamServer):
                 self.address_text,
                 exc.strerror or exc,
             )
-        self.stop_accepting()
-        self.paused = True
-        gevent.spawn_later(self.backoff, self.resume)
+        self.pause()
+        self._retry = get_hub().loop.timer(self.backoff)
+        self._retry.start(self._retry_now)
         self.backoff = min(BACKOFF_MAX, self.backoff * 2)
 
-    def _handle_here(self, client, address) -> None:  # type: ignore[no-untyped-def]
-        self.handler(client, address, self)
+    def _retry_now(self) -> None:
+        self._stop_retry()
+        self.resume()
 
-    def do_close(self, sock, *args) -> None:  # type: ignore[no-untyped-def]
-        if sock not in self.handler.handed_over:
-            sock.close()
+    def _stop_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.stop()
+            self._retry.close()
+            self._retry = None
 
-    def full(self) -> bool:  # called by gevent before each accept
-        limit = self.handler.runtime().config.limits.max_connections
-        full = (limit is not None and len(self.handler.connections) >= limit) or (
-            self.max_connections is not None and self.open >= self.max_connections
-        )
-        self.paused = full
-        return full
+    def full(self) -> bool:
+        return self.counting.full(self.limits(), self.listener_key, self.max_connections)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._watcher.stop()
 
     def resume(self) -> None:
+        """Watch the socket again (after a limit or a shortage); a no-op once closed."""
+        if self.closed:
+            return
+        self._stop_retry()
         self.paused = False
-        self._start_accepting_if_started()
+        if not self._watcher.active:
+            self._watcher.start(self._accept_some)
+
+    def close(self) -> None:
+        self.closed = True
+        self._stop_retry()
+        self._watcher.stop()
+        self._watcher.close()
+        self.sock.close()

@@ -6,9 +6,15 @@ greenlet, no stack, no buffer and no pipe — just two sockets and this small ob
 move with ``os.splice`` through a pipe taken from a pool only while they are in flight
 (zero-copy on Linux), or through a pooled buffer where splice is not available. On end-of-file
 from one side the other side's write half is shut down (half-close) and the opposite direction
-keeps going. A reset on one side is passed on as a reset to the other (SO_LINGER 0), so a
-truncated transfer never looks like a clean end. Idle timeouts are enforced by a periodic sweep
-(``passthru.server.connections``) rather than a timer per connection.
+keeps going. A reset on one side is passed on as a reset to the other (SO_LINGER 0, applied by
+the connection, which owns and closes both sockets), so a truncated transfer never looks like a
+clean end. Idle timeouts are enforced by a periodic sweep (``passthru.server.counting``) rather
+than a timer per connection.
+
+The relay also writes the connection's first bytes to the upstream (the PROXY header and the
+prefix read while identifying): its ``preamble``, sent before anything else, so a backend that
+is slow to take them never blocks the worker and one that resets while they go out is an early
+failure like any other.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gevent import get_hub
-from gevent import socket as gsocket
 
 from passthru.server.pools import BufferPool, PipePool
 
@@ -55,8 +60,8 @@ class PeerReset(Exception):
 class Direction:
     """One direction: source fd -> (pipe or buffer) -> destination fd."""
 
-    source: gsocket.socket
-    destination: gsocket.socket
+    source: socket.socket
+    destination: socket.socket
     source_side: str
     destination_side: str
     use_splice: bool
@@ -70,11 +75,19 @@ class Direction:
     pending: memoryview | None = field(default=None, repr=False)
     read_watcher: object = field(default=None, repr=False)
     write_watcher: object = field(default=None, repr=False)
+    #: Bytes to write before anything read from the source (not counted in ``moved``).
+    preamble: memoryview | None = field(default=None, repr=False)
+    #: True once the other direction is over: ending this one then needs no half-close (the
+    #: connection closes both sockets at once, which sends the FIN).
+    last: bool = False
 
     def step(self) -> int:
         """Move what can move now. Returns READ or WRITE (what to wait for), or 0 (done, or
         out of budget for this turn: call again after yielding)."""
         budget = TURN_BUDGET
+        if self.preamble is not None:
+            # The client sent what it had (the prefix): wait for more rather than read nothing.
+            return READ if self.write_preamble() else WRITE
         while budget > 0:
             if self.has_pending():
                 written = self.write_pending()
@@ -95,7 +108,46 @@ class Direction:
                 self.eof = True
         return 0
 
+    # -- waiting --------------------------------------------------------------------------
+    def wait(self, need: int, pump: Callable[[Direction], None]) -> None:
+        """Wait for what this direction needs next: its source readable (READ) or its
+        destination writable (WRITE); 0 waits for nothing. Watchers are made when first needed
+        (most connections never wait to write)."""
+        if need != READ and self.read_watcher is not None:
+            self.read_watcher.stop()
+        if need != WRITE and self.write_watcher is not None:
+            self.write_watcher.stop()
+        if need == READ:
+            if self.read_watcher is None:
+                self.read_watcher = get_hub().loop.io(self.source.fileno(), READ)
+            if not self.read_watcher.active:
+                self.read_watcher.start(pump, self)
+        elif need == WRITE:
+            if self.write_watcher is None:
+                self.write_watcher = get_hub().loop.io(self.destination.fileno(), WRITE)
+            if not self.write_watcher.active:
+                self.write_watcher.start(pump, self)
+
+    def close_watchers(self) -> None:
+        for watcher in (self.read_watcher, self.write_watcher):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self.read_watcher = self.write_watcher = None
+
     # -- splice or buffer primitives --------------------------------------------------------
+    def write_preamble(self) -> bool:
+        """Write the preamble: True once all of it is out, False if the destination is full."""
+        assert self.preamble is not None
+        try:
+            n = self.destination.send(self.preamble)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise PeerReset(self.destination_side, describe(exc)) from exc
+        self.preamble = self.preamble[n:] if n < len(self.preamble) else None
+        return self.preamble is None
+
     def has_pending(self) -> bool:
         return self.in_pipe > 0 if self.use_splice else self.pending is not None
 
@@ -171,15 +223,17 @@ class Direction:
             self.pending = None
 
     def finish(self) -> None:
-        shutdown_write(self.destination)
+        if not self.last:
+            shutdown_write(self.destination)
         self.done = True
 
 
 @dataclass
 class RelayResult:
-    bytes_up: int
+    bytes_up: int  # from the client, beyond the preamble
     bytes_down: int
-    ended: str  # "closed", "idle_timeout", "client_reset", "upstream_reset"
+    ended: str  # "closed", "idle_timeout", "client_reset", "upstream_reset", "shutdown", "error: ..."
+    reset: str | None = None  # "client" or "upstream": the side to close with a reset
 
 
 class Relay:
@@ -193,11 +247,13 @@ class Relay:
 
     def __init__(
         self,
-        client: gsocket.socket,
-        upstream: gsocket.socket,
+        client: socket.socket,
+        upstream: socket.socket,
         idle: float,
         on_done: Callable[[Relay, RelayResult], None],
         on_early_failure: Callable[[Relay, str], bool] | None = None,
+        preamble: bytes = b"",
+        upstream_watcher: object = None,
     ) -> None:
         self.client = client
         self.upstream = upstream
@@ -205,8 +261,11 @@ class Relay:
         self.on_done = on_done
         self.up = Direction(client, upstream, "client", "upstream", USE_SPLICE)
         self.down = Direction(upstream, client, "upstream", "client", USE_SPLICE)
-        self.up.read_watcher, self.up.write_watcher = client._read_event, upstream._write_event
-        self.down.read_watcher, self.down.write_watcher = upstream._read_event, client._write_event
+        if preamble:
+            self.up.preamble = memoryview(preamble)
+        if upstream_watcher is not None:  # an idle io watcher of the upstream's (its connect's): reused
+            upstream_watcher.events = READ  # type: ignore[attr-defined]
+            self.down.read_watcher = upstream_watcher
         self.last_activity = time.monotonic()
         self.ended: str | None = None
         #: Asked when the upstream fails before answering anything and before the client sent
@@ -215,7 +274,12 @@ class Relay:
         self.down.hold_eof = on_early_failure is not None
 
     def start(self) -> None:
-        self.pump(self.up)
+        """The client has just sent what it had (the prefix): its direction writes the preamble
+        and then waits for more, rather than trying a read that would find nothing."""
+        if self.up.preamble is not None:
+            self.pump(self.up)
+        else:
+            self.up.wait(READ, self.pump)
         self.pump(self.down)
 
     def pump(self, direction: Direction) -> None:
@@ -228,7 +292,7 @@ class Relay:
         except PeerReset as failure:
             if failure.side == "upstream" and self.hand_back(f"reset the connection ({failure.reason})"):
                 return
-            self.finish(f"{failure.side}_reset", reset_side=self.upstream if failure.side == "client" else self.client)
+            self.finish(f"{failure.side}_reset", reset="upstream" if failure.side == "client" else "client")
             return
         except Exception as exc:  # never let a callback error escape into the hub
             self.finish(f"error: {type(exc).__name__}: {exc}")
@@ -241,22 +305,14 @@ class Relay:
                 return
             direction.finish()
             need = 0
-        read, write = direction.read_watcher, direction.write_watcher
-        if need == READ:
-            write.stop()
-            if not read.active:
-                read.start(self.pump, direction)
-        elif need == WRITE:
-            read.stop()
-            if not write.active:
-                write.start(self.pump, direction)
-        else:
-            read.stop()
-            write.stop()
+        direction.wait(need, self.pump)
+        if need not in (READ, WRITE):
             if not direction.done:  # used this turn's budget: continue after others had theirs
                 get_hub().loop.run_callback(self.pump, direction)
             elif self.up.done and self.down.done:
                 self.finish("closed")
+            else:
+                (self.down if direction is self.up else self.up).last = True
 
     def hand_back(self, reason: str) -> bool:
         """The upstream failed early: if nothing came back and the client sent nothing beyond
@@ -271,25 +327,23 @@ class Relay:
         self.stop("handed_back")
         return True
 
-    def finish(self, ended: str, reset_side: gsocket.socket | None = None) -> None:
+    def finish(self, ended: str, reset: str | None = None) -> None:
         """End the relay (idempotent): stop watching, free pipes, report to ``on_done``."""
         if self.ended is not None:
             return
         self.stop(ended)
-        if reset_side is not None:
-            reset(reset_side)
-        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended))
+        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended, reset))
 
     def stop(self, ended: str) -> None:
-        """Stop watching and free pipes and buffers; the sockets stay open."""
+        """Stop and release the watchers, free pipes and buffers; the sockets stay open (the
+        connection owns and closes them)."""
         self.ended = ended
         for direction in (self.up, self.down):
-            direction.read_watcher.stop()
-            direction.write_watcher.stop()
+            direction.close_watchers()
             direction.discard()
 
 
-def shutdown_write(sock: gsocket.socket) -> None:
+def shutdown_write(sock: socket.socket) -> None:
     """Half-close: tell the peer no more bytes come, keep reading its answer."""
     try:
         sock.shutdown(socket.SHUT_WR)
@@ -298,7 +352,7 @@ def shutdown_write(sock: gsocket.socket) -> None:
             raise
 
 
-def reset(sock: gsocket.socket) -> None:
+def reset(sock: socket.socket) -> None:
     """Close with RST rather than FIN, so the peer sees the transfer was cut short."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)

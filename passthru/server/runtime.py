@@ -23,9 +23,6 @@ def listener_key(listener: Listener) -> tuple:
     return (listener.address.family, listener.address.sockaddr)
 
 
-TRUSTED_SOURCES = frozenset({"builtin", "config"})
-
-
 def connection_guard(user: UserIdentifiers | None) -> Guard:
     """The engine's guard for one connection: built-ins and config rules are called directly,
     user files through their containment, which also bounds their total time per connection."""
@@ -34,7 +31,7 @@ def connection_guard(user: UserIdentifiers | None) -> Guard:
     contained = user.connection_guard()
 
     def guard(identifier: Identifier, data: bytes) -> Fields | int | None:
-        if identifier.source in TRUSTED_SOURCES:
+        if identifier.trusted:
             return identifier.identify(data)
         return contained(identifier, data)
 

@@ -1,7 +1,8 @@
 """The running server of one process: listeners, the current runtime, signals, reloads.
 
-The accept loops (gevent ``StreamServer``, one per listen address) and the per-connection
-handler are separate objects, as in gevent's own server module. A reload builds a complete
+The accept loops (one :class:`Acceptor` per listen address) and the connections they start
+are separate objects, as in gevent's own server module; what the connections of this process
+share (counting, observers) is one :class:`Worker`. A reload builds a complete
 new ``Runtime`` first and swaps one reference, so connections see either the old rules or the
 new ones, never a mix; listeners are started or stopped to match the new ``listen`` list.
 """
@@ -22,10 +23,13 @@ from passthru.bootstrap import identifiers_dir_for, load_with_identifiers
 from passthru.config import Config, ConfigErrors
 from passthru.connlog import CONNECTIONS
 from passthru.plugins import UserIdentifiers
-from passthru.server.acceptor import PassthruServer
-from passthru.server.handler import ConnectionHandler
+from passthru.server.acceptor import Acceptor
+from passthru.server.connection import Worker
+from passthru.server.counting import Counting
 from passthru.server.health import HealthMonitor
-from passthru.server.listener import listen_socket
+from passthru.server.lifecycle import Observers
+from passthru.server.listener import defer_accept, listen_socket
+from passthru.server.observers import LogObserver, MetricsObserver
 from passthru.server.privileges import drop_privileges
 from passthru.server.resolver import RESOLVER
 from passthru.server.runtime import Runtime, listener_key
@@ -55,15 +59,17 @@ class Service:
         self.reuse_port = reuse_port
         self.user: UserIdentifiers | None = user  # loaded already by `passthru run`, or here
         self._runtime: Runtime | None = None
-        self.servers: dict[tuple, PassthruServer] = {}
+        self.servers: dict[tuple, Acceptor] = {}
         self.stopped = Event()
         self._config_watcher: DirectoryWatcher | None = None
         self._config_digest: str | None = None
         self._starting = False  # signals that come meanwhile wait in _deferred
         self._deferred: list[Callable[[], object]] = []
-        self.handler = ConnectionHandler(self.current_runtime, lambda: self.user, worker, log_format)
+        self.counting = Counting()
+        self.counting.on_capacity = self.resume_accepting
+        observers = Observers([MetricsObserver(), LogObserver(log_format)])
+        self.worker = Worker(self.current_runtime, lambda: self.user, self.counting, observers, worker)
         self.health = HealthMonitor()  # backend checks of the current config (pools)
-        self.handler.on_capacity = self.resume_accepting
 
     # -- state ---------------------------------------------------------------------------
     def current_runtime(self) -> Runtime:
@@ -99,17 +105,28 @@ class Service:
         wanted = {listener_key(listener): listener for listener in config.listeners}
         for key in [k for k in self.servers if k not in wanted]:
             server = self.servers.pop(key)
-            log.info("stopped listening on %s", server.address_text)  # type: ignore[attr-defined]
+            log.info("stopped listening on %s", server.address_text)
             server.close()
         for key, listener in wanted.items():
             if key in self.servers:
+                self.servers[key].max_connections = listener.max_connections
                 continue
             sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
-            server = PassthruServer(sock, self.handler, key, listener.max_connections)
-            server.address_text = str(listener.address)  # type: ignore[attr-defined]
+            server = Acceptor(
+                sock,
+                self.worker.accept,
+                self.counting,
+                lambda: self.current_runtime().config.limits,
+                key,
+                str(listener.address),
+                listener.max_connections,
+            )
             server.start()
             self.servers[key] = server
             log.info("listening on %s", listener.address)
+        deferred = silent_clients_refused(config) and config.timeouts.identify
+        for server in self.servers.values():
+            defer_accept(server.sock, deferred or 0)
 
     def resume_accepting(self) -> None:
         """A connection closed: listeners paused at ``max_connections`` may accept again."""
@@ -200,7 +217,7 @@ class Service:
             server.close()
         self.health.stop()  # pools: no more backend checks
         RESOLVER.stop()
-        connections = self.handler.connections
+        connections = self.counting
         if not connections.wait_empty(drain):
             log.info("closing %d connections still open after %.1fs", len(connections), drain)
             connections.close_all("shutdown")
@@ -245,6 +262,14 @@ def file_digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def silent_clients_refused(config: Config) -> bool:
+    """True when a client that sends nothing can only be refused (no ``on_timeout`` route, no
+    catch-all first route): then the kernel may hold clients back until they send bytes
+    (``TCP_DEFER_ACCEPT``), and the first read of every connection finds them."""
+    first = config.routes[0] if config.routes else None
+    return config.on_timeout is None and not (first is not None and first.catch_all)
 
 
 def describe_target(route) -> str:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -117,6 +118,31 @@ def dial(endpoint: Endpoint, timeout: float, source: tuple[str, int] | None = No
         sock.close()
         raise
     return sock
+
+
+def start_connect(endpoint: Endpoint, source: tuple[str, int] | None = None) -> socket.socket:
+    """Begin a non-blocking connect to one backend (the connection waits for it to become
+    writable, then asks :func:`connect_result`). TCP_NODELAY since we forward whatever segments
+    the client sent. Raises OSError when the connect fails at once."""
+    family, sockaddr = RESOLVER.address(endpoint)  # a name's latest lookup (see resolver.py)
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source is not None:
+            bind_transparent(sock, endpoint, source[0])
+        error = sock.connect_ex(sockaddr)
+        if error not in (0, errno.EINPROGRESS):
+            raise OSError(error, os.strerror(error))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def connect_result(sock: socket.socket) -> OSError | None:
+    """After a non-blocking connect became writable: None if it succeeded, else its error."""
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return OSError(error, os.strerror(error)) if error else None  # OSError picks the subclass by errno
 
 
 def transparent_source(endpoint: Endpoint, client_host: str) -> str | None:

@@ -61,7 +61,8 @@ def test_identifier_shape(identifiers):
     greeting = identifiers["greeting"]
     assert greeting.precedence == USER_PRECEDENCE
     assert greeting.source == "config line 7"
-    assert identifiers["chat"].fields == ("version",)
+    assert identifiers["chat"].fields == {"version": "text"}
+    assert greeting.trusted and identifiers["chat"].trusted
 
 
 @pytest.mark.parametrize(

@@ -208,7 +208,7 @@ def test_other_settings(errors):
         f"config.yaml:7:8: admin: invalid address 'localhost': {ADDRESS_HINT}",
         "config.yaml:8:13: log_format is 'xml'; valid: text, json",
         "config.yaml:9:26: limits.identify_bytes: '2MiB' is out of range: use a size between 64B and 1MiB",
-        "config.yaml:9:32: unknown key 'max' in limits (valid: identify_bytes, max_connections, "
+        "config.yaml:9:32: unknown key 'max' in limits (valid: identify_bytes, identify_cpu, max_connections, "
         "max_connections_per_source, connection_rate_per_source, max_identifying, max_identifying_per_source)",
     ]
 

@@ -76,16 +76,25 @@ def test_connection_rate_per_source(passthru) -> None:
         proc.wait_for_log("end=rate_per_source")
 
 
-def test_max_identifying_per_source_bounds_silent_clients(passthru) -> None:
+def slow_client(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A client that sends the first byte of its protocol and then nothing: still identifying.
+    (A client that sends nothing at all is held by the kernel when no route needs silent
+    clients: see ``test_silent_clients_are_held_by_the_kernel``.)"""
+    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+    sock.sendall(BANNER[:1])
+    return sock
+
+
+def test_max_identifying_per_source_bounds_slow_clients(passthru) -> None:
     with TagServer("ssh") as ssh:
         proc = passthru(
             "limits: {max_identifying_per_source: 2, max_identifying: 3}\n" + ssh_routes(ssh.address),
             identify_timeout="10s",
         )
-        silent = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(2)]
+        silent = [slow_client(proc.port) for _ in range(2)]
         time.sleep(0.2)
         assert refused_at_once(proc.port)
-        third = socket.create_connection(("127.0.0.1", proc.port), source_address=("127.0.0.2", 0))
+        third = slow_client(proc.port, source="127.0.0.2")
         time.sleep(0.2)
         assert refused_at_once(proc.port, source="127.0.0.3")  # 3 identifying in all
         for sock in [*silent, third]:
@@ -95,6 +104,20 @@ def test_max_identifying_per_source_bounds_silent_clients(passthru) -> None:
         proc.wait_for_log("end=limit_identifying\n")
         ends = re.findall(r"end=(\S+)$", proc.wait_for_log("end=limit_identifying_per_source"), re.MULTILINE)
         assert {"limit_identifying_per_source", "limit_identifying"} <= set(ends)
+
+
+def test_silent_clients_are_held_by_the_kernel(passthru) -> None:
+    """With no ``on_timeout`` route, a client that sends nothing can only be refused: the
+    listener then asks the kernel (TCP_DEFER_ACCEPT) to hand clients over once they send bytes,
+    so silent ones cost Passthru nothing, not even a slot of ``max_identifying``."""
+    with TagServer("ssh") as ssh:
+        proc = passthru("limits: {max_identifying: 2}\n" + ssh_routes(ssh.address), identify_timeout="10s")
+        silent = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(5)]
+        time.sleep(0.3)
+        relayed(proc.port).close()  # not refused: the silent ones were never accepted
+        for sock in silent:
+            sock.close()
+        assert "end=limit_identifying" not in proc.logs()
 
 
 def test_max_connections_pauses_accepting_until_one_closes(passthru) -> None:

@@ -159,14 +159,18 @@ def test_identification_caps_per_source_and_in_total(tmp_path: Path) -> None:
             time.sleep(0.3)  # the start-up probe's connection is over
             opened: list[tuple[str, socket.socket]] = []
             try:
-                # one address: 50 connections, of which the cap holds 20
+                # Slow clients send the first byte of an SSH banner, then nothing. (Silent ones
+                # would be held by the kernel: no route needs them, see TCP_DEFER_ACCEPT.)
+                # One address: 50 connections, of which the cap holds 20.
                 for _ in range(50):
                     sock = socket.create_connection(("127.0.0.1", proc.port), source_address=("127.0.0.50", 0))
+                    sock.sendall(b"S")
                     opened.append(("127.0.0.50", sock))
                 # 10 more addresses, 10 each (under the per-source cap): the total cap holds 80 more
                 for source in (f"127.0.0.{i}" for i in range(51, 61)):
                     for _ in range(10):
                         sock = socket.create_connection(("127.0.0.1", proc.port), source_address=(source, 0))
+                        sock.sendall(b"S")
                         opened.append((source, sock))
                 time.sleep(0.5)
                 started = time.monotonic()
@@ -175,6 +179,7 @@ def test_identification_caps_per_source_and_in_total(tmp_path: Path) -> None:
                 held_first_source = sum(1 for source, _ in held if source == "127.0.0.50")
                 # a client from yet another address while the total cap is reached: closed at once
                 with socket.create_connection(("127.0.0.1", proc.port), source_address=("127.0.0.70", 0)) as extra:
+                    extra.sendall(b"S")
                     extra.settimeout(1)
                     with contextlib.suppress(ConnectionResetError):
                         assert extra.recv(1) == b""

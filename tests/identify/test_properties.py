@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from passthru.identify import BUILTINS
-from passthru.identify.base import check_verdict
+from passthru.identify.base import FieldKind, check_verdict
 from tests.identify.corpus import samples
 
 CORPUS = [data for _, _, data in samples()]
@@ -97,4 +97,5 @@ def test_every_identifier_documents_itself(identifier) -> None:
     """``passthru identify --explain`` and the README table use these."""
     assert identifier.description
     assert identifier.source == "builtin"
-    assert isinstance(identifier.fields, tuple)
+    assert identifier.trusted
+    assert identifier.fields is not None and all(isinstance(kind, FieldKind) for kind in identifier.fields.values())

@@ -108,7 +108,8 @@ def test_a_good_file_becomes_a_user_identifier(tmp_path, make_users):
     assert identifier.name == "demo"
     assert identifier.precedence == USER_PRECEDENCE
     assert identifier.source == str(path)
-    assert identifier.fields == ("version",)
+    assert identifier.fields == {"version": "text"}
+    assert not identifier.trusted
     assert identifier.description == "a demo"
     assert identifier.samples_match == (b"DEMO1",)
     assert users.names() == frozenset({"demo"})

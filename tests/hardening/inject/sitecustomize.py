@@ -1,9 +1,10 @@
 """Fault injection for the hardening tests: Python imports this at start-up when this directory
 is on ``PYTHONPATH``; it does nothing unless the variable below is set.
 
-``PASSTHRU_TEST_CONNECT_DELAY=PORT:SECONDS`` makes every gevent ``connect`` to a port PORT return
-SECONDS late — what a busy hub does to a connection whose backend answered the handshake. It lets
-a test put a backend's reset deterministically between Passthru's connect and its first write.
+``PASSTHRU_TEST_CONNECT_DELAY=PORT:SECONDS`` makes Passthru notice a completed connect to port
+PORT SECONDS late — what a busy hub does to a connection whose backend answered the handshake.
+It lets a test put a backend's reset deterministically between Passthru's connect and its first
+write.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ _SPEC = os.environ.get("PASSTHRU_TEST_CONNECT_DELAY")
 
 if _SPEC:
     import gevent
-    import gevent.socket
+
+    from passthru.server.connection import Connection
 
     _port, _seconds = int(_SPEC.split(":")[0]), float(_SPEC.split(":")[1])
-    _connect = gevent.socket.socket.connect
+    _connect_done = Connection._connect_done
 
-    def _late_connect(self, address):  # type: ignore[no-untyped-def]
-        _connect(self, address)
-        if isinstance(address, tuple) and len(address) >= 2 and address[1] == _port:
-            gevent.sleep(_seconds)
+    def _late_connect_done(self: Connection) -> None:
+        if self.endpoint is not None and self.endpoint.port == _port and not getattr(self, "_made_late", False):
+            self._made_late = True
+            self._write_watcher.stop()  # the connect completed: look at it again later
+            gevent.spawn_later(_seconds, self._guarded, lambda: _connect_done(self))
+            return
+        _connect_done(self)
 
-    gevent.socket.socket.connect = _late_connect
+    Connection._connect_done = _late_connect_done  # type: ignore[method-assign]

@@ -1,0 +1,558 @@
+"""One connection, from accept to close: read the prefix, identify, route, dial, relay.
+
+A :class:`Connection` owns its two sockets from accept to close, and :meth:`Connection.close`
+is the one place that closes them, once. It runs on the hub's watcher callbacks, not in a
+greenlet: a client whose first read decides is read, identified, routed and dialed within the
+accept callback, the connect completes on a write watcher, and the relay takes over; nothing
+blocks, so nothing needs a stack of its own. Every read is one callback, so a client whose bytes
+keep arriving can never keep the worker from its other connections, and the CPU it may spend
+identifying is bounded (``limits.identify_cpu``).
+
+Its lifecycle (:class:`~passthru.server.lifecycle.State`) only moves forward, but for an early
+backend failure (back to dialing the next backend); it ends with one
+:class:`~passthru.server.lifecycle.End`. Counting lives in
+:class:`~passthru.server.counting.Counting`; the log line, metrics and capture observe the
+lifecycle through :class:`~passthru.server.lifecycle.Observers`.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gevent import get_hub
+
+from passthru import proxyproto
+from passthru.config import Endpoint, Listener, Route
+from passthru.connlog import ConnectionRecord
+from passthru.identify.engine import Decision, Identification, Preparing
+from passthru.metrics import failure_reason
+from passthru.plugins import UserIdentifiers
+from passthru.server.counting import Counting
+from passthru.server.lifecycle import End, Observers, State
+from passthru.server.listener import format_address
+from passthru.server.relay import READ, WRITE, Relay, RelayResult, shutdown_write
+from passthru.server.relay import reset as reset_close
+from passthru.server.runtime import Runtime, connection_guard
+from passthru.server.upstream import (
+    LOCAL_ERRNOS,
+    Balancer,
+    SourceAddressError,
+    connect_error_text,
+    connect_result,
+    down_reason,
+    start_connect,
+)
+
+log = logging.getLogger("passthru.server")
+
+#: How long a rejected client may keep sending before we stop draining and close.
+REJECT_DRAIN_SECONDS = 1.0
+REJECT_DRAIN_BYTES = 64 * 1024
+#: Errors of a read that mean the client is gone (not a bug of ours).
+GONE = (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH)
+
+#: One read buffer for all prefix reads of this process: a read and the copy out of it happen
+#: in one callback, and a fresh 64 KiB object per read would fragment the heap.
+_READ_BUFFER = bytearray(64 * 1024)
+_READ_VIEW = memoryview(_READ_BUFFER)
+
+
+@dataclass
+class Worker:
+    """What every connection of one process shares: where the current rules come from, the
+    counting, the observers, and the identifier set prepared for the current rules."""
+
+    runtime: Callable[[], Runtime]
+    user: Callable[[], UserIdentifiers | None]
+    counting: Counting
+    observers: Observers
+    worker: int = 0
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    preparing: Preparing = field(default_factory=lambda: Preparing(lambda identifier: identifier.trusted))
+
+    def accept(self, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str) -> None:
+        """A new client socket (non-blocking): its connection starts at once."""
+        Connection(self, client, address, listener_key, listener_text).start()
+
+
+@dataclass
+class Prefix:
+    """The bytes read before routing and why reading stopped."""
+
+    data: bytes
+    decision: Decision
+    stopped: str  # "identified", "no_match", "limit", "timeout", "eof", "cpu_budget", "catch_all"
+
+
+class Connection:
+    """One accepted connection's sockets, state and record."""
+
+    def __init__(
+        self, worker: Worker, client: socket.socket, address: tuple, listener_key: tuple, listener_text: str
+    ) -> None:
+        self.worker = worker
+        self.runtime = worker.runtime()
+        self.client = client
+        self.listener_key = listener_key
+        self.record = ConnectionRecord(
+            id=f"{worker.worker}-{next(worker.ids)}", client=format_address(address), listener=listener_text
+        )
+        self.started = time.monotonic()
+        self.state = State.ACCEPTED
+        self.end: End | None = None
+        #: (host, port): the peer, or the client a trusted PROXY header names.
+        self.client_address: tuple = address[:2]
+        #: (host, port) the client dialed, from a trusted PROXY header (else asked of the socket
+        #: only when a route sends a PROXY header: one system call less per connection).
+        self.destination: tuple | None = None
+        self.admitted = False  # counted by the per-source limits
+        self.identifying = False
+        self.data = b""  # the prefix: every byte read before routing, sent first upstream
+        self.identification: Identification | None = None
+        self.spent = 0.0  # CPU spent reading and identifying
+        self.route: Route | None = None
+        self.balancer: Balancer | None = None
+        self.endpoint: Endpoint | None = None
+        self.tried: set[Endpoint] = set()
+        self.attempts: list[tuple[Endpoint, str]] = []
+        self.upstream: socket.socket | None = None
+        self.relay: Relay | None = None
+        self.reset_client = self.reset_upstream = False
+        self._read_watcher = None
+        self._write_watcher = None  # the upstream's, while connecting
+        self._timer = None
+        self._on_readable: Callable[[], None] | None = None
+        self._drained = 0
+
+    @property
+    def source(self) -> str:
+        """The client's address, as limits, balancing and logs use it."""
+        return self.client_address[0]
+
+    # -- start --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.worker.counting.accepted(self)
+        self.worker.observers.opened(self)
+        self.identifying = True
+        self._guarded(self._begin)
+
+    def _begin(self) -> None:
+        listener = self.runtime.listeners.get(self.listener_key)
+        self.state = State.IDENTIFYING
+        if listener is not None and listener.proxy_protocol == "accept":
+            self._read_proxy_header(listener)
+        else:
+            self._admitted_then(self._identify_first)
+
+    def _admitted_then(self, then: Callable[[], None]) -> None:
+        """Apply the per-source limits (to the real client, after any PROXY header)."""
+        refused = self.worker.counting.admit(self.runtime.config.limits, self)
+        if refused is not None:
+            self.worker.observers.refused(self, End(refused))
+            self.close(End(refused))  # at once: nothing read, nothing sent
+            return
+        self.admitted = True
+        then()
+
+    # -- reading ------------------------------------------------------------------------
+    def _read(self, size: int) -> bytes | None:
+        """Up to ``size`` bytes now: b"" at end of file (or a reset), None if none are there yet."""
+        try:
+            n = self.client.recv_into(_READ_VIEW[: min(size, len(_READ_BUFFER))])
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in GONE:
+                return b""
+            raise
+        return bytes(_READ_VIEW[:n])
+
+    def _wait_readable(self, then: Callable[[], None], deadline: float | None) -> None:
+        """Call ``then`` when the client has bytes (each wait lets the worker's other
+        connections run), or ``_deadline_passed`` at ``deadline``."""
+        self._on_readable = then
+        if self._read_watcher is None:
+            self._read_watcher = get_hub().loop.io(self.client.fileno(), READ)
+            self._read_watcher.start(self._guarded, self._readable)
+        if deadline is not None and self._timer is None:
+            self._timer = get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
+            self._timer.start(self._guarded, self._deadline_passed)
+
+    def _readable(self) -> None:
+        assert self._on_readable is not None
+        self._on_readable()
+
+    def _deadline_passed(self) -> None:
+        self._stop_timer()
+        if self.state is State.CLOSING:  # done draining a refused client
+            self.close(self.end or End.REJECTED)
+        elif self.identification is None:
+            self._proxy_header_failed("timed out")
+        else:
+            self._prefix_read("timeout")
+
+    def _stop_reading(self) -> None:
+        if self._read_watcher is not None:
+            self._read_watcher.stop()
+            self._read_watcher.close()
+            self._read_watcher = None
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+
+    @property
+    def _identify_deadline(self) -> float:
+        return self.started + self.runtime.config.timeouts.identify
+
+    # -- PROXY header (listeners with proxy_protocol: accept) ----------------------------
+    def _read_proxy_header(self, listener: Listener) -> None:
+        if not proxyproto.is_trusted(self.client_address[0], listener.trusted_proxies):
+            self._proxy_header_failed(None, f"peer {self.client_address[0]} is not in trusted_proxies")
+            return
+        self._proxy_step()
+
+    def _proxy_step(self) -> None:
+        while True:
+            verdict = proxyproto.parse_header(self.data)
+            if isinstance(verdict, proxyproto.ProxyHeader):
+                self._proxy_header_read(verdict)
+                return
+            if verdict is None:
+                self._proxy_header_failed(None, "the trusted peer sent no valid PROXY header")
+                return
+            chunk = self._read(proxyproto.MAX_HEADER_LENGTH - len(self.data))
+            if chunk is None:
+                self._wait_readable(self._proxy_step, self._identify_deadline)
+                return
+            if not chunk:
+                self._proxy_header_failed("closed")
+                return
+            self.data += chunk
+
+    def _proxy_header_failed(self, how: str | None, error: str | None = None) -> None:
+        if error is None:
+            error = f"the trusted peer {how} before a complete header"
+        self.record.error = f"PROXY protocol listener: {error}"
+        log.warning("conn=%s %s", self.record.id, self.record.error)
+        self._reject(End.PROXY_PROTOCOL_ERROR)
+
+    def _proxy_header_read(self, header: proxyproto.ProxyHeader) -> None:
+        self.client_address, self.destination = proxyproto.effective_addresses(
+            header, self.client_address, self.client.getsockname()[:2]
+        )
+        self.record.client = format_address(self.client_address)
+        self.data = self.data[header.length :]  # client bytes that came after the header
+        self._stop_reading()
+        self._admitted_then(self._identify_first)
+
+    # -- identifying --------------------------------------------------------------------
+    def _identify_first(self) -> None:
+        runtime = self.runtime
+        if runtime.catch_all is not None:  # nothing to identify: dial at once
+            self._prefix_done(Prefix(self.data, Decision(None, {}, None), "catch_all"))
+            return
+        user = self.worker.user()
+        prepared = self.worker.preparing(runtime.identifiers(user))
+        self.identification = Identification((), guard=connection_guard(user), prepared=prepared)
+        limit = runtime.config.limits.identify_bytes
+        if self.data and len(self.data) < limit and self._fed():  # bytes that came with a PROXY header
+            return
+        self._identify_step()
+
+    def _identify_step(self) -> None:
+        """Read what is there, feed the identifiers, and decide or wait for more."""
+        limit = self.runtime.config.limits.identify_bytes
+        while True:
+            if len(self.data) >= limit:
+                self._prefix_read("limit")
+                return
+            started = time.perf_counter()
+            chunk = self._read(limit - len(self.data))
+            if chunk is None:
+                self._wait_readable(self._identify_step, self._identify_deadline)
+                return
+            if not chunk:
+                self._prefix_read("eof")
+                return
+            self.data += chunk
+            if len(self.data) >= limit:
+                continue
+            if self._fed(started):
+                return
+            # Undecided: wait for the next read (a callback of its own), even if bytes are
+            # already there, so that this client takes turns with the worker's others.
+            self._wait_readable(self._identify_step, self._identify_deadline)
+            return
+
+    def _fed(self, started: float | None = None) -> bool:
+        """Feed the prefix to the identifiers; True when that ended the reading."""
+        assert self.identification is not None
+        started = time.perf_counter() if started is None else started
+        decision = self.identification.feed(self.data)
+        self.spent += time.perf_counter() - started
+        if decision.final:
+            self._prefix_done(Prefix(self.data, decision, "identified" if decision.protocol else "no_match"))
+            return True
+        if self.spent >= self.runtime.config.limits.identify_cpu:
+            self._prefix_done(Prefix(self.data, Decision(None, {}, None), "cpu_budget"))
+            return True
+        return False
+
+    def _prefix_read(self, stopped: str) -> None:
+        """Reading stopped without a verdict (byte limit, identify timeout, end of file)."""
+        assert self.identification is not None
+        self._prefix_done(Prefix(self.data, self.identification.feed(self.data, final=True), stopped))
+
+    def _prefix_done(self, prefix: Prefix) -> None:
+        self._stop_reading()
+        self._identified()
+        record, observers = self.record, self.worker.observers
+        record.protocol, record.fields = prefix.decision.protocol, prefix.decision.fields
+        if prefix.stopped == "cpu_budget":
+            log.warning("conn=%s identification CPU budget spent after %d bytes: closed", record.id, len(prefix.data))
+            observers.refused(self, End.IDENTIFY_BUDGET)
+            self._reject(End.IDENTIFY_BUDGET)
+            return
+        if prefix.stopped == "timeout":
+            observers.identify_timeout(self)
+        elif prefix.data and prefix.stopped != "catch_all":
+            observers.identified(self, time.monotonic() - self.started)
+        route = self._choose_route(prefix)
+        if route is None:
+            self._reject(End.CLIENT_CLOSED if prefix.stopped == "eof" and not prefix.data else End.REJECTED)
+            return
+        self.route, self.balancer = route, self.runtime.balancer(route)
+        record.route = route.name
+        self._dial_next()
+
+    def _identified(self) -> None:
+        if self.identifying:
+            self.identifying = False
+            self.worker.counting.identified(self)
+
+    def _choose_route(self, prefix: Prefix) -> Route | None:
+        """``on_timeout`` for a client that sent nothing in time; else the rules, else ``default``."""
+        config = self.runtime.config
+        if prefix.stopped == "catch_all":
+            return self.runtime.catch_all
+        if not prefix.data:
+            return config.on_timeout if prefix.stopped == "timeout" else None
+        decision = prefix.decision
+        route = self.runtime.router.route(decision.protocol, decision.fields)
+        if route is None:
+            self.worker.observers.unmatched(self)
+            return config.default
+        return route
+
+    # -- dialing ------------------------------------------------------------------------
+    def _dial_next(self) -> None:
+        """Connect to the route's next untried backend, in balance order; when none is left,
+        close the client (every attempt is in the error)."""
+        if self.state is not State.DIALING:
+            self.state = State.DIALING
+        assert self.route is not None and self.balancer is not None
+        transparent = self.client_address if self.route.transparent else None
+        for endpoint in self.balancer.order(self.source):
+            if endpoint in self.tried:
+                continue
+            self.tried.add(endpoint)
+            try:
+                sock = start_connect(endpoint, transparent)
+            except OSError as exc:
+                self._connect_failed(endpoint, exc)
+                continue
+            self.upstream, self.endpoint = sock, endpoint
+            self._write_watcher = get_hub().loop.io(sock.fileno(), WRITE)
+            self._write_watcher.start(self._guarded, self._connect_done)
+            self._timer = get_hub().loop.timer(self.runtime.config.timeouts.connect)
+            self._timer.start(self._guarded, self._connect_timed_out)
+            return
+        self.record.error = "; ".join(f"{endpoint}: {reason}" for endpoint, reason in self.attempts)
+        log.warning("conn=%s route=%s no backend reachable: %s", self.record.id, self.route.name, self.record.error)
+        self._reject(End.UPSTREAM_UNAVAILABLE)
+
+    def _stop_connecting(self) -> None:
+        if self._write_watcher is not None:
+            self._write_watcher.stop()
+            self._write_watcher.close()
+            self._write_watcher = None
+        self._stop_timer()
+
+    def _connect_done(self) -> None:
+        watcher, self._write_watcher = self._write_watcher, None
+        watcher.stop()  # kept: the relay reuses it to read from the upstream
+        self._stop_connecting()
+        assert self.upstream is not None and self.endpoint is not None
+        error = connect_result(self.upstream)
+        if error is not None:
+            watcher.close()
+            self._connect_failed(self._give_up_upstream(), error)
+            self._dial_next()
+            return
+        assert self.balancer is not None
+        self.balancer.connected(self.endpoint)
+        self.record.upstream = str(self.endpoint)
+        self._relay(watcher)
+
+    def _connect_timed_out(self) -> None:
+        self._stop_connecting()
+        self._connect_failed(self._give_up_upstream(), TimeoutError("connect timed out"))
+        self._dial_next()
+
+    def _give_up_upstream(self) -> Endpoint:
+        """Close an upstream socket whose connect failed (it was never counted as connected);
+        returns the backend it was meant for."""
+        assert self.upstream is not None and self.endpoint is not None
+        endpoint = self.endpoint
+        self.upstream.close()
+        self.upstream = self.endpoint = None
+        return endpoint
+
+    def _connect_failed(self, endpoint: Endpoint, exc: OSError) -> None:
+        assert self.balancer is not None and self.route is not None
+        text = connect_error_text(exc)
+        if self.route.transparent and isinstance(exc, TimeoutError):
+            text += f" (transparent: are the backend's replies to {self.source} routed back to this host?)"
+        self.attempts.append((endpoint, text))
+        if exc.errno not in LOCAL_ERRNOS and not isinstance(exc, SourceAddressError):
+            self.balancer.failed(endpoint, down_reason(exc))
+        self.worker.observers.upstream_failed(self, str(endpoint), failure_reason(exc))
+
+    # -- relaying -----------------------------------------------------------------------
+    def _relay(self, upstream_watcher: object) -> None:
+        assert self.route is not None and self.upstream is not None
+        first = b""
+        if self.route.proxy_protocol is not None:  # even with no prefix: server-speaks-first backends need it
+            destination = self.destination or self.client.getsockname()[:2]
+            first = proxyproto.header_for(self.route.proxy_protocol, self.client_address, destination)
+        retry = self._early_failure if len(self.route.to) > len(self.tried) else None
+        self.state = State.RELAYING
+        self.relay = Relay(
+            self.client,
+            self.upstream,
+            self.runtime.config.timeouts.idle,
+            self._relay_done,
+            retry,
+            first + self.data,
+            upstream_watcher,
+        )
+        self.worker.counting.relaying(self.relay)
+        self.relay.start()
+
+    def _early_failure(self, relay: Relay, reason: str) -> bool:
+        """The backend accepted, then closed or reset before answering, and the client has sent
+        nothing beyond the prefix: take the client to the next backend (the prefix is replayed;
+        the client notices nothing but the delay)."""
+        self.worker.counting.relay_over(relay)
+        self.relay = None
+        self._drop_backend(reason)
+        self._guarded(self._dial_next)
+        return True
+
+    def _drop_backend(self, reason: str) -> None:
+        """A backend failed before answering: log it, mark it down, count it, and let go of it."""
+        assert self.upstream is not None and self.balancer is not None and self.endpoint is not None
+        log.warning("conn=%s backend %s %s; trying the next one", self.record.id, self.endpoint, reason)
+        self.balancer.failed(self.endpoint, reason)
+        self.worker.observers.upstream_failed(
+            self, str(self.endpoint), "reset" if reason.startswith("reset") else "closed"
+        )
+        self.upstream.close()
+        self.balancer.release(self.endpoint)
+        self.upstream = self.endpoint = None
+
+    def _relay_done(self, relay: Relay, result: RelayResult) -> None:
+        """Called by the relay (in the hub) when it ends."""
+        self.worker.counting.relay_over(relay)
+        self.record.bytes_up = len(self.data) + result.bytes_up
+        self.record.bytes_down = result.bytes_down
+        self.reset_client = result.reset == "client"
+        self.reset_upstream = result.reset == "upstream"
+        if result.ended.startswith("error: "):
+            self.record.error = result.ended[len("error: ") :]
+            self.close(End.ERROR)
+        else:
+            self.close(End(result.ended))
+
+    # -- ending -------------------------------------------------------------------------
+    def _reject(self, end: End) -> None:
+        """Close in order (FIN), sending nothing; drain briefly first, so bytes the client is
+        still sending do not turn our close into a reset."""
+        self._stop_reading()
+        self._identified()
+        self.end, self.state = end, State.CLOSING
+        try:
+            shutdown_write(self.client)
+        except OSError:
+            self.close(end)
+            return
+        self._wait_readable(self._drain, time.monotonic() + REJECT_DRAIN_SECONDS)
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._drained < REJECT_DRAIN_BYTES:
+            chunk = self._read(16384)
+            if chunk is None:
+                return  # wait: the watcher or the deadline calls again
+            if not chunk:
+                break
+            self._drained += len(chunk)
+        self.close(self.end or End.REJECTED)
+
+    def shut_down(self, reason: str) -> None:
+        """Shutdown: end this connection now, whatever it is doing."""
+        if self.relay is not None:
+            self.relay.finish(reason)
+        else:
+            self.close(End(reason))
+
+    def close(self, end: End) -> None:
+        """The one place both sockets are closed, once; then the observers hear of the end."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.end = end
+        self._stop_reading()
+        self._stop_connecting()
+        self._identified()
+        if self.relay is not None:
+            if self.relay.ended is None:
+                self.relay.stop(end.value)
+            self.worker.counting.relay_over(self.relay)
+            self.relay = None
+        if self.upstream is not None:
+            _close(self.upstream, self.reset_upstream)
+            if self.balancer is not None and self.endpoint is not None:
+                self.balancer.release(self.endpoint)  # least_conn counts open connections
+        _close(self.client, self.reset_client)
+        self.worker.counting.closed(self)
+        self.record.ended = end.value
+        self.record.duration = time.monotonic() - self.started
+        self.worker.observers.closed(self)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run one step of the connection in a callback: whatever it raises is this connection's
+        end (logged), never the worker's."""
+        try:
+            step()
+        except Exception as exc:  # the last line of defence: log, never crash the server
+            self.record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("conn=%s unexpected error", self.record.id)
+            self.close(End.ERROR)
+
+
+def _close(sock: socket.socket, reset: bool) -> None:
+    if reset:  # RST rather than FIN: the peer sees the transfer was cut short
+        reset_close(sock)
+    else:
+        sock.close()
