@@ -98,13 +98,9 @@ def test_sigint_stops_an_idle_server_cleanly(tmp_path: Path, workers: int) -> No
     assert "SIGINT received: stopping" in proc.logs()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug for the lead (server/connections.py close_all): at the drain deadline only relays are "
-    "ended; a connection still identifying is counted ('closing 1 connections') but gets no log line, "
-    "the process exits under it",
-)
 def test_a_connection_still_identifying_at_the_drain_deadline_ends_with_end_shutdown(tmp_path: Path) -> None:
+    """Not only relays: a connection still waiting for enough bytes to be identified is ended at
+    the drain deadline too, with its log line."""
     port = free_port()
     with TagServer("ssh") as backend:
         proc = PassthruProcess(tmp_path, config(port, backend.address, 1, identify="60s"), [("127.0.0.1", port)])
@@ -117,7 +113,7 @@ def test_a_connection_still_identifying_at_the_drain_deadline_ends_with_end_shut
             assert recv_all(undecided) == b""
         assert proc.stop() == 0
     [shutdown] = connection_line(proc.logs(), "shutdown")
-    assert "up=4 " in shutdown and "route=-" in shutdown
+    assert "protocol=- route=- upstream=-" in shutdown, shutdown
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
