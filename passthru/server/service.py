@@ -107,11 +107,13 @@ class Service:
             server = self.servers.pop(key)
             log.info("stopped listening on %s", server.address_text)
             server.close()
+        deferred = silent_clients_refused(config) and config.timeouts.identify
         for key, listener in wanted.items():
             if key in self.servers:
                 self.servers[key].max_connections = listener.max_connections
                 continue
-            sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
+            address = listener.address
+            sock = listen_socket(address.family, address.sockaddr, reuse_port=self.reuse_port, defer=deferred or 0)
             server = Acceptor(
                 sock,
                 self.worker.accept,
@@ -124,8 +126,7 @@ class Service:
             server.start()
             self.servers[key] = server
             log.info("listening on %s", listener.address)
-        deferred = silent_clients_refused(config) and config.timeouts.identify
-        for server in self.servers.values():
+        for server in self.servers.values():  # a reload may turn it on or off for the others
             defer_accept(server.sock, deferred or 0)
 
     def resume_accepting(self) -> None:

@@ -10,7 +10,9 @@ import time
 import pytest
 
 from tests.support.backends import TagServer
-from tests.support.net import recv_all
+from tests.support.net import free_port, recv_all
+from tests.support.passthru_process import PassthruProcess
+from tests.support.slow_start import slow_start
 
 BANNER = b"SSH-2.0-limits\r\n"
 
@@ -119,6 +121,25 @@ def test_silent_clients_are_held_by_the_kernel(passthru) -> None:
         relayed(proc.port).close()  # not refused: the silent ones were never accepted
         for sock in silent:
             sock.close()
+        assert "end=limit_identifying" not in proc.logs()
+
+
+def test_silent_clients_are_held_from_the_first_moment_the_port_listens(tmp_path) -> None:
+    """The same, for clients that connect while Passthru is still starting (paused right after
+    its listener started accepting): TCP_DEFER_ACCEPT is on before the socket listens."""
+    port = free_port()
+    with TagServer("ssh") as ssh:
+        config = f"listen: [127.0.0.1:{port}]\ntimeouts: {{identify: 10s}}\nlimits: {{max_identifying: 2}}\n"
+        proc = PassthruProcess(
+            tmp_path, config + ssh_routes(ssh.address), [("127.0.0.1", port)], launcher=slow_start("Acceptor.start")
+        )
+        with proc:
+            proc.wait_for_log("paused")
+            silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+            proc.wait_for_log("identifiers:")  # start-up went on
+            relayed(port).close()
+            for sock in silent:
+                sock.close()
         assert "end=limit_identifying" not in proc.logs()
 
 

@@ -11,16 +11,22 @@ import sys
 import time
 
 from passthru.cli import main
+from passthru.server.acceptor import Acceptor
 from passthru.server.service import Service
+
+CLASSES = {"Service": Service, "Acceptor": Acceptor}
 
 PAUSE_SECONDS = 1.0
 
 
 def pause_after(name: str) -> None:
-    original = getattr(Service, name)
+    """``name``: a method of ``Service``, or ``Class.method`` of one of ``CLASSES``."""
+    owner, _, name = name.rpartition(".")
+    cls = CLASSES[owner or "Service"]
+    original = getattr(cls, name)
     calls = []
 
-    def paused(self: Service, *args: object, **kwargs: object) -> object:
+    def paused(self: object, *args: object, **kwargs: object) -> object:
         result = original(self, *args, **kwargs)
         if not calls:
             calls.append(name)
@@ -28,7 +34,7 @@ def pause_after(name: str) -> None:
             time.sleep(PAUSE_SECONDS)
         return result
 
-    setattr(Service, name, paused)
+    setattr(cls, name, paused)
 
 
 def slow_start(method: str) -> tuple[str, ...]:
