@@ -136,9 +136,10 @@ LINE = re.compile(
 
 
 def connection_lines(log: str) -> list[dict[str, str]]:
-    """Every per-connection line of the log, as a dict of its keys."""
+    """Every per-connection line of the log, as a dict of its keys. A last line without its
+    newline is still being written (the log is read while Passthru writes it): left out."""
     lines = []
-    for line in log.splitlines():
+    for line in log[: log.rfind("\n") + 1].splitlines():
         if "passthru.connection:" not in line:
             continue
         match = LINE.search(line)
