@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from passthru.plugins.timelimit import TIME_LIMIT
+from tests.hardening.figures import pytest_terminal_summary  # noqa: F401  (a hook: the figures at the end)
+from tests.support.ci import pytest_runtest_makereport  # noqa: F401  (a hook: in CI a skip fails)
 from tests.support.net import free_port
 from tests.support.passthru_process import PassthruProcess
 
@@ -43,3 +46,11 @@ def passthru(tmp_path: Path) -> Iterator[Callable[..., PassthruProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _sigalrm_given_back():
+    """The process's time limit for user identifiers keeps SIGALRM for a second after the last
+    call: give it back after each test, so that no test starts with another's timer ticking."""
+    yield
+    TIME_LIMIT.disarm()

@@ -8,13 +8,14 @@ import socket
 BACKLOG = 1024
 
 
-def listen_socket(family: int, sockaddr: tuple, *, reuse_port: bool = False) -> socket.socket:
+def listen_socket(family: int, sockaddr: tuple, *, reuse_port: bool = False, defer: float = 0) -> socket.socket:
     """A bound, listening TCP socket.
 
     ``SO_REUSEADDR`` so a restart does not wait for TIME_WAIT; ``SO_REUSEPORT`` when several
     worker processes share the port; ``IPV6_V6ONLY`` so ``[::]:443`` and ``0.0.0.0:443`` can
     both be listed, as in HAProxy and nginx; ``TCP_NODELAY``, which accepted sockets inherit
-    (we forward whatever segments the client sent, as they come).
+    (we forward whatever segments the client sent, as they come). ``defer``: ``TCP_DEFER_ACCEPT``
+    (see ``defer_accept``), set before ``listen`` so no client is ever accepted without it.
     """
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -25,6 +26,7 @@ def listen_socket(family: int, sockaddr: tuple, *, reuse_port: bool = False) -> 
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(sockaddr)
+        defer_accept(sock, defer)
         sock.listen(BACKLOG)
     except BaseException:
         sock.close()

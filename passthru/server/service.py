@@ -13,6 +13,7 @@ import hashlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -65,6 +66,8 @@ class Service:
         self.stopped = Event()
         self._config_watcher: DirectoryWatcher | None = None
         self._config_digest: str | None = None
+        self._starting = False  # signals that come meanwhile wait in _deferred
+        self._deferred: list[Callable[[], object]] = []
         self.counting = Counting()
         self.counting.on_capacity = self.resume_accepting
         observers = Observers([MetricsObserver(), LogObserver(log_format), CaptureObserver()])
@@ -85,6 +88,7 @@ class Service:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        self._config_digest = file_digest(self.config_path)  # before loading: see watch_config
         config = self.load()
         self._runtime = Runtime.build(config)
         self.sync_listeners(config)
@@ -111,11 +115,13 @@ class Service:
             server = self.servers.pop(key)
             log.info("stopped listening on %s", server.address_text)
             server.close()
+        deferred = silent_clients_refused(config) and config.timeouts.identify
         for key, listener in wanted.items():
             if key in self.servers:
                 self.servers[key].max_connections = listener.max_connections
                 continue
-            sock = listen_socket(listener.address.family, listener.address.sockaddr, reuse_port=self.reuse_port)
+            address = listener.address
+            sock = listen_socket(address.family, address.sockaddr, reuse_port=self.reuse_port, defer=deferred or 0)
             server = Acceptor(
                 sock,
                 self.context.accept,
@@ -128,8 +134,7 @@ class Service:
             server.start()
             self.servers[key] = server
             log.info("listening on %s", listener.address)
-        deferred = silent_clients_refused(config) and config.timeouts.identify
-        for server in self.servers.values():
+        for server in self.servers.values():  # a reload may turn it on or off for the others
             defer_accept(server.sock, deferred or 0)
 
     def resume_accepting(self) -> None:
@@ -195,9 +200,11 @@ class Service:
 
     def watch_config(self) -> None:
         """Reload when the config file's content changes (editors' rename-over saves, in-place
-        writes, Kubernetes ``..data`` swaps), within a second; unchanged content is ignored."""
+        writes, Kubernetes ``..data`` swaps), within a second; unchanged content is ignored.
+        The digest compared against is the file's as ``start`` read it, before loading: a change
+        made while the listeners were coming up (before the watcher ran) is caught by the check
+        right after the watcher starts, instead of being taken for the content already served."""
         path = self.config_path.absolute()
-        self._config_digest = file_digest(path)
         self._config_watcher = DirectoryWatcher(
             path.parent,
             self._config_file_changed,
@@ -206,6 +213,7 @@ class Service:
             files=lambda _directory: [path],
         )
         self._config_watcher.start()
+        gevent.spawn(self._config_file_changed)  # anything that changed since start read it
 
     def _config_file_changed(self) -> None:
         digest = file_digest(self.config_path)
@@ -243,12 +251,26 @@ class Service:
         self.stopped.set()
 
     def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT; SIGHUP reloads the config."""
-        self.start()
-        gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
-        gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
-        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(self.on_sighup))
+        """Run until SIGTERM or SIGINT; SIGHUP reloads the config. The handlers are in place
+        before the listeners are bound: a signal that comes during start-up is acted on once
+        start-up is done, instead of killing the process (the signals' default action)."""
+        self._starting = True
+        gevent.signal_handler(signal.SIGTERM, self._on_signal, "SIGTERM", self._on_stop_signal)
+        gevent.signal_handler(signal.SIGINT, self._on_signal, "SIGINT", self._on_stop_signal)
+        gevent.signal_handler(signal.SIGHUP, self._on_signal, "SIGHUP", lambda _: gevent.spawn(self.on_sighup))
+        try:
+            self.start()
+        finally:
+            self._starting = False
+        for action in self._deferred:
+            action()
         self.stopped.wait()
+
+    def _on_signal(self, name: str, action: Callable[[str], object]) -> None:
+        if self._starting:
+            self._deferred.append(lambda: action(name))
+        else:
+            action(name)
 
     def _on_stop_signal(self, name: str) -> None:
         log.info("%s received: stopping (drain up to %.0fs)", name, DRAIN_SECONDS)

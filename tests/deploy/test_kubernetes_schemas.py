@@ -11,11 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubernetes_validate import utils as kv  # pinned in requirements-test.txt: missing is a failure
 
 from tests.deploy.manifests import DIRECTORY, documents, manifest_files
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
-from kubernetes_validate import utils as kv  # noqa: E402
 
 
 def test_the_folder_is_plain_manifests() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.backends import TagServer
+from tests.support.backends import TagServer, ThreadedServer
 from tests.support.net import exchange, free_port, recv_all
 
 SSH_ROUTE = """  - name: ssh
@@ -148,7 +149,7 @@ class _MiniSMTP(socketserver.StreamRequestHandler):
 def test_server_speaks_first_protocol_is_served_through_on_timeout(passthru, tmp_path) -> None:
     """SMTP (like MySQL, IMAP, POP3, FTP, VNC) cannot be identified from client bytes: the client
     waits for the server's greeting. ``on_timeout`` sends such silent clients to their server."""
-    smtp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MiniSMTP)
+    smtp = ThreadedServer(("127.0.0.1", 0), _MiniSMTP)
     smtp.message = []  # type: ignore[attr-defined]
     threading.Thread(target=smtp.serve_forever, daemon=True).start()
     try:
@@ -213,7 +214,9 @@ routes:
 
 
 class _Slammer:
-    """A backend that accepts and at once closes (or resets) without sending a byte."""
+    """A backend that accepts and fails before sending a byte: ``reset`` reads a little, then
+    resets (RST); otherwise it closes in order: FIN at once, then it reads to the end before it
+    lets go of the socket (closing with unread bytes would make the kernel send a reset instead)."""
 
     def __init__(self, reset: bool) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -229,10 +232,18 @@ class _Slammer:
             except OSError:
                 return
             self.accepted += 1
+            threading.Thread(target=self._fail, args=(conn,), daemon=True).start()
+
+    def _fail(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
             if self.reset:
                 conn.recv(10)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            conn.close()
+                return
+            conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                recv_all(conn)
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["closes", "resets"])

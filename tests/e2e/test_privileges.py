@@ -15,6 +15,7 @@ import pytest
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import PATIENCE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
 
@@ -59,7 +60,7 @@ routes:
             nobody = int(re.search(r"dropped privileges to uid (\d+)", log).group(1))
             assert nobody != 0
             serving = [int(p) for p in re.findall(r"worker \d+ started \(pid (\d+)\)", log)] or [proc.process.pid]
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + PATIENCE
             while time.monotonic() < deadline and not all(uids(pid)[:2] == (nobody, nobody) for pid in serving):
                 time.sleep(0.1)
             for pid in serving:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import TagServer
-from tests.support.net import exchange, free_port, recv_all
+from tests.support.net import describe, exchange, expect, free_port, recv_all
 from tests.support.passthru_process import PassthruProcess
+from tests.support.slow_start import slow_start
+from tests.support.waiting import wait_until
 
 BANNER = b"SSH-2.0-reload-test\r\n"
 
@@ -39,30 +41,11 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def wait_until(condition, timeout: float = 5.0, interval: float = 0.05) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
-    return time.monotonic() - started
-
-
 def reaches(port: int, tag: bytes) -> bool:
     try:
         return exchange(port, BANNER, timeout=3).startswith(tag)
     except OSError:
         return False
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 @pytest.fixture
@@ -84,7 +67,7 @@ def started(tmp_path: Path, backends) -> Iterator[PassthruProcess]:
 def open_relayed(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(BANNER)
-    assert read_exactly(sock, 5 + len(BANNER)) == b"[old]" + BANNER
+    expect(sock, b"[old]" + BANNER)
     return sock
 
 
@@ -134,6 +117,21 @@ def test_listen_addresses_follow_the_file(started, backends) -> None:
     assert reaches(started.port, b"[old]")
 
 
+def test_an_edit_while_passthru_starts_is_not_missed(tmp_path: Path, backends) -> None:
+    """The config changes after Passthru read it but before it watches the file (start-up
+    paused right after binding the listeners): the change is still picked up."""
+    old, new = backends
+    port = free_port()
+    proc = PassthruProcess(
+        tmp_path, config_text(port, old.address), [("127.0.0.1", port)], launcher=slow_start("sync_listeners")
+    )
+    with proc:
+        proc.wait_for_log("paused")
+        write_atomically(proc.config_path, config_text(port, new.address))
+        wait_until(lambda: reaches(port, b"[new]"))
+        assert "reloaded" in proc.logs()
+
+
 def test_kubernetes_configmap_symlink_swap(tmp_path: Path, backends) -> None:
     """A ConfigMap volume: config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>/ swapped atomically."""
     old, new = backends
@@ -165,19 +163,23 @@ def test_reload_under_load_cuts_no_connection(started, backends) -> None:
 
     def client(index: int) -> None:
         while not done.is_set():
+            payload = os.urandom(20_000)
             try:
                 with socket.create_connection(("127.0.0.1", started.port), timeout=10) as sock:
                     sock.sendall(BANNER)
-                    head = read_exactly(sock, 5)
-                    payload = os.urandom(20_000)
+                    head = recv_all(sock, 5)
+                    if head not in (b"[old]", b"[new]"):
+                        failures.append(f"client {index}: no head, received {describe(head)}")
+                        continue
                     for offset in range(0, len(payload), 5000):
                         sock.sendall(payload[offset : offset + 5000])
                         time.sleep(0.01)
                     sock.shutdown(socket.SHUT_WR)
-                    if recv_all(sock) != BANNER + payload or head not in (b"[old]", b"[new]"):
-                        failures.append(f"client {index}: bytes differ")
+                    echoed = recv_all(sock)
+                    if echoed != BANNER + payload:
+                        failures.append(f"client {index} via {head!r}: echo {describe(echoed, BANNER + payload)}")
             except OSError as exc:
-                failures.append(f"client {index}: {exc}")
+                failures.append(f"client {index}: {type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
     for thread in threads:
@@ -190,6 +192,6 @@ def test_reload_under_load_cuts_no_connection(started, backends) -> None:
     done.set()
     for thread in threads:
         thread.join(timeout=30)
-    assert failures == []
+    assert failures == [], "\n".join(failures[:20])
     assert started.logs().count("reloaded") >= 3
     assert new.connections > 0 and old.connections > 0

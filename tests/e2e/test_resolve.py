@@ -4,7 +4,6 @@ connection; a failed lookup keeps the last good address."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from passthru.server.resolver import Resolver
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import wait_until
 
 HOSTS = Path("/etc/hosts")
 NAME = "passthru-resolve-test.invalid"
@@ -25,13 +25,6 @@ def set_hosts_entry(original: str, address: str | None) -> None:
     if address is not None:
         lines.append(f"{address} {NAME}")
     HOSTS.write_text("\n".join(lines) + "\n")
-
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.access(HOSTS, os.W_OK), reason="needs to edit /etc/hosts")

@@ -8,19 +8,13 @@ import signal
 import time
 from pathlib import Path
 
+from tests.hardening.helpers import wait_serving, worker_pids
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import wait_until
 
 BANNER = b"SSH-2.0-workers\r\n"
-
-
-def worker_pids(log: str) -> dict[int, int]:
-    """worker index -> its latest pid, from the supervisor's log."""
-    pids: dict[int, int] = {}
-    for index, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", log):
-        pids[int(index)] = int(pid)
-    return pids
 
 
 def test_two_workers_share_the_port_and_a_killed_worker_is_restarted(tmp_path: Path) -> None:
@@ -34,25 +28,18 @@ routes:
     to: {ssh.address}
 """
         with PassthruProcess(tmp_path, config, [("127.0.0.1", port)]) as proc:
-            deadline = time.monotonic() + 10
-            while len(worker_pids(proc.logs())) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_serving(proc, 2)
             pids = worker_pids(proc.logs())
             assert sorted(pids) == [0, 1]
             for _ in range(40):
                 assert exchange(port, BANNER) == b"[ssh]" + BANNER
-            deadline = time.monotonic() + 5  # connection lines are written in batches
-            while len(re.findall(r"conn=\d+-\d+ ", proc.logs())) < 40 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: len(re.findall(r"conn=\d+-\d+ ", proc.logs())) >= 40)  # lines come in batches
             served_by = set(re.findall(r"conn=(\d+)-\d+ ", proc.logs()))
             assert served_by == {"0", "1"}, "both workers accept connections"
 
             os.kill(pids[0], signal.SIGKILL)
             proc.wait_for_log(f"worker 0 (pid {pids[0]}) killed by SIGKILL; restarting")
-            deadline = time.monotonic() + 10
-            while worker_pids(proc.logs())[0] == pids[0] and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert worker_pids(proc.logs())[0] != pids[0]
+            wait_until(lambda: worker_pids(proc.logs())[0] != pids[0])
             time.sleep(0.5)
             for _ in range(20):
                 assert exchange(port, BANNER) == b"[ssh]" + BANNER

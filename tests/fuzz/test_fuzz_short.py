@@ -24,8 +24,7 @@ MAX_SECONDS = 30  # whichever comes first
 
 
 def test_short_fuzz_run(tmp_path: Path, fuzz_figures: list[str]) -> None:
-    if importlib.util.find_spec("atheris") is None:
-        pytest.skip("atheris is not installed (requirements-test.txt pins it)")
+    assert importlib.util.find_spec("atheris") is not None, "atheris is not installed (requirements-test.txt pins it)"
     new, artifacts = tmp_path / "new", tmp_path / "artifacts"
     new.mkdir()
     artifacts.mkdir()

@@ -1,13 +1,11 @@
 """Hardening tests: hostile clients, faults, long runs. Each scenario prints its figures in a
-summary section at the end of the run (one line per scenario, in the order they ran)."""
+summary section at the end of the run (``figures.py``; the hook is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import resource
 
 import pytest
-
-from tests.hardening.figures import FIGURES
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,11 +17,3 @@ def many_open_files() -> None:
         hard = 1 << 20
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not FIGURES:
-        return
-    terminalreporter.section("hardening figures")
-    for scenario, text in FIGURES:
-        terminalreporter.write_line(f"{scenario:<16} {text}")

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.backends import _Backend
-from tests.support.net import free_port
+from tests.support.net import BACKLOG, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import PATIENCE
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -135,9 +136,10 @@ LINE = re.compile(
 
 
 def connection_lines(log: str) -> list[dict[str, str]]:
-    """Every per-connection line of the log, as a dict of its keys."""
+    """Every per-connection line of the log, as a dict of its keys. A last line without its
+    newline is still being written (the log is read while Passthru writes it): left out."""
     lines = []
-    for line in log.splitlines():
+    for line in log[: log.rfind("\n") + 1].splitlines():
         if "passthru.connection:" not in line:
             continue
         match = LINE.search(line)
@@ -164,17 +166,13 @@ def worker_pids(log: str) -> dict[int, int]:
     return pids
 
 
-def wait_serving(proc: PassthruProcess, processes: int, timeout: float = 15.0) -> None:
+def wait_serving(proc: PassthruProcess, processes: int, timeout: float = PATIENCE) -> None:
     """Wait until ``processes`` serving processes logged their routes (every listener is bound
     by then: with SO_REUSEPORT the first worker alone already answers the start-up probe)."""
     deadline = time.monotonic() + timeout
     while proc.logs().count("passthru.server: identifiers:") < processes:
         assert time.monotonic() < deadline, f"{processes} serving processes did not start:\n{proc.logs()}"
         time.sleep(0.05)
-
-
-def tracebacks(log: str) -> int:
-    return log.count("Traceback (most recent call last)")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -222,7 +220,6 @@ class Sink(_Backend):
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__(host)
-        self.server.socket.listen(1024)  # socketserver's default backlog of 5 drops bursts of connects
         self.lock = threading.Lock()
         self.errors: list[str] = []
 
@@ -241,7 +238,7 @@ class Canary:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
-        self.sock.listen(128)
+        self.sock.listen(BACKLOG)
         self.sock.settimeout(0.1)
         self.stopped = threading.Event()
         self.host = host

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from tests.hardening.figures import figure
-from tests.hardening.helpers import Sink, fd_kinds, rss_kib, start_passthru, tracebacks, wait_lines
+from tests.hardening.helpers import Sink, fd_kinds, rss_kib, start_passthru, wait_lines
 from tests.support.backends import HashServer, _Backend, deterministic_stream
+from tests.support.passthru_process import tracebacks
 
 BANNER = b"SSH-2.0-hardening\r\n"
 LINGER_RESET = struct.pack("ii", 1, 0)

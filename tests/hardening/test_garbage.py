@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.figures import figure
-from tests.hardening.helpers import Sink, start_passthru, tracebacks, wait_lines
+from tests.hardening.helpers import Sink, start_passthru, wait_lines
 from tests.support.backends import TagServer
 from tests.support.net import free_port, recv_all
+from tests.support.passthru_process import tracebacks
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"

@@ -28,14 +28,13 @@ from tests.hardening.helpers import (
     connection_lines,
     listening_sockets,
     process_tree,
-    tracebacks,
     wait_lines,
     wait_serving,
 )
 from tests.support.backends import TagServer
 from tests.support.hello import client_hello
 from tests.support.net import free_port, recv_all
-from tests.support.passthru_process import PassthruProcess
+from tests.support.passthru_process import PassthruProcess, tracebacks
 
 REPO = Path(__file__).resolve().parents[2]
 

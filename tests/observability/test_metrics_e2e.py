@@ -17,12 +17,13 @@ from tests.observability.scrape import Scrape, get, scrape
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import PATIENCE
 
 BANNER = b"SSH-2.0-x\r\n"
 CONNECTIONS = 40
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) -> object:
+def wait_for(condition: Callable[[], object], what: str, timeout: float = PATIENCE) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -20,6 +20,7 @@ import pytest
 from tests.plugins.helpers import REPO, source_of
 from tests.support.backends import TagServer
 from tests.support.net import exchange, free_port, wait_listening
+from tests.support.passthru_process import STOP_SECONDS, tracebacks
 
 DOCKERFILE = REPO / "Dockerfile"
 MOUNT_ROOT = "/etc/passthru"
@@ -125,7 +126,6 @@ def run_check(root: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_entrypoint_serves_routes_user_identifiers_and_follows_the_mount(tmp_path):
-    pytest.importorskip("passthru.commands.run", reason="`passthru run` (passthru.commands.run) is not written yet")
     root = stand_in_for_mounts(tmp_path / "etc-passthru")
     port = free_port()
     config = root / "config.yaml"
@@ -155,10 +155,11 @@ def test_the_entrypoint_serves_routes_user_identifiers_and_follows_the_mount(tmp
             assert exchange(port, b"DEMO hello").startswith(b"[greeting]")
         finally:
             process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=15)
+            code = process.wait(timeout=STOP_SECONDS)
             log.close()
     logs = (tmp_path / "passthru.log").read_text()
     assert code == 0, logs
+    assert tracebacks(logs) == 0, logs
     assert "loaded identifier 'minecraft'" in logs and "loaded identifier 'hi'" in logs, logs
 
 

@@ -122,8 +122,7 @@ def test_every_shipped_example_passes_its_own_test(name, capsys):
 def test_registered_in_the_passthru_command():
     from passthru import cli
 
-    if "passthru.commands.identifiers" not in cli.COMMAND_MODULES:
-        pytest.skip("passthru.commands.identifiers is not in passthru.cli.COMMAND_MODULES yet")
+    assert "passthru.commands.identifiers" in cli.COMMAND_MODULES
     result = subprocess.run(
         [sys.executable, "-m", "passthru.cli", "identifiers", "test", str(EXAMPLES / "stun.py")],
         capture_output=True,

@@ -3,11 +3,12 @@ bounds, and what the guard costs."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
 import threading
 import time
+import traceback
+from collections.abc import Callable
 
 import gevent
 import pytest
@@ -288,14 +289,41 @@ def test_off_the_main_thread_a_slow_call_is_measured_afterwards(tmp_path, make_u
     assert len(errors) == 1 and re.search(r"ran longer than 50 ms \(took \d+ ms\)", errors[0]), errors
 
 
+def raised_in(exc: BaseException, func: Callable[..., object]) -> bool:
+    """Whether ``exc`` was raised while ``func`` was running (its frame is in the traceback)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is func.__code__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def test_an_alarm_after_the_call_returned_does_not_hit_the_caller():
+    """A call that ends right at its deadline, many times. ``Overrun`` may interrupt the call
+    itself; it must never be raised once the call returned (in the guard's own clean-up, or in
+    the caller), and no alarm may reach the previous handler afterwards."""
     limit = TimeLimit(tick=0.001)
-    # A call that ends right at its deadline, many times: the alarm must never escape the guard.
-    for _ in range(200):
-        with contextlib.suppress(Overrun):  # inside the call it may be interrupted: fine
-            limit.call(lambda _: sum(range(3000)), None, 0.00005)
-    time.sleep(0.01)  # no alarm may arrive out here
-    limit.disarm()
+    stray: list[int] = []
+    escaped: list[str] = []
+
+    def work(_: None) -> int:
+        return sum(range(3000))
+
+    previous = signal.signal(signal.SIGALRM, lambda signum, _frame: stray.append(signum))
+    try:
+        for _ in range(200):
+            try:
+                limit.call(work, None, 0.00005)
+            except Overrun as exc:
+                if not raised_in(exc, work):
+                    escaped.append("".join(traceback.format_tb(exc.__traceback__)))
+        time.sleep(0.01)  # no alarm may arrive out here
+    finally:
+        limit.disarm()  # gives SIGALRM back to the test's handler, which may not be called
+        signal.signal(signal.SIGALRM, previous)
+    assert escaped == [], f"Overrun raised after the call returned, {len(escaped)} times; first:\n{escaped[0]}"
+    assert stray == [], f"{len(stray)} alarms reached the previous handler after the calls"
 
 
 def test_guard_overhead_per_call(runaway, record_property):

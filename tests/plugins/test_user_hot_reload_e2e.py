@@ -10,12 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.support.backends import TagServer
-from tests.support.net import exchange
-
-pytest.importorskip("passthru.commands.run", reason="`passthru run` (passthru.commands.run) is not written yet")
+from tests.support.net import exchange, expect
 
 
 def greeting(word: str) -> str:
@@ -48,15 +44,6 @@ def reaches(port: int, payload: bytes) -> bytes:
     return answer[: answer.find(b"]") + 1]
 
 
-def recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
-
-
 def until(payload: bytes, port: int, expected: bytes, timeout: float = 1.0) -> float:
     started = time.monotonic()
     while reaches(port, payload) != expected:
@@ -80,7 +67,7 @@ def test_saving_a_user_identifier_moves_new_connections_only(tmp_path, passthru)
 
         with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as relayed:
             relayed.sendall(b"HELLO alice\r\n")
-            assert recv_exactly(relayed, len(b"[greeting]HELLO alice\r\n")) == b"[greeting]HELLO alice\r\n"
+            expect(relayed, b"[greeting]HELLO alice\r\n")
 
             save(path, greeting("HOWDY"))
             took = until(b"HOWDY bob\r\n", proc.port, b"[greeting]")
@@ -88,7 +75,7 @@ def test_saving_a_user_identifier_moves_new_connections_only(tmp_path, passthru)
             assert took < 1.0
 
             relayed.sendall(b"still here")  # the connection relayed before the save is untouched
-            assert recv_exactly(relayed, len(b"still here")) == b"still here"
+            expect(relayed, b"still here")
 
         save(path, greeting("HOWDY").replace("return None", "return None +", 1))
         proc.wait_for_log(f"{path}:")

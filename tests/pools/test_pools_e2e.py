@@ -13,6 +13,7 @@ from passthru.server.balance import Member, source_hash
 from tests.pools.servers import CheckedServer
 from tests.support.backends import Blackhole
 from tests.support.net import free_port, recv_all
+from tests.support.waiting import PATIENCE
 
 REQUEST = b"GET /pool HTTP/1.1\r\nHost: api.example.com\r\n\r\n"
 
@@ -40,7 +41,7 @@ def tag(reply: bytes) -> str:
     return reply[1 : reply.index(b"]")].decode()
 
 
-def wait_count(proc, needle: str, count: int, timeout: float = 5.0) -> str:
+def wait_count(proc, needle: str, count: int, timeout: float = PATIENCE) -> str:
     deadline = time.monotonic() + timeout
     while True:
         text = proc.logs()

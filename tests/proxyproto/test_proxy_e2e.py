@@ -34,6 +34,7 @@ from tests.proxyproto.peers import (
 from tests.support.backends import TagServer
 from tests.support.net import free_port, recv_all
 from tests.support.passthru_process import PassthruProcess
+from tests.support.waiting import PATIENCE
 
 PAYLOAD = b"POST /upload HTTP/1.1\r\nHost: tell.test\r\nContent-Length: 256\r\n\r\n" + bytes(range(256))
 ERROR = "end=proxy_protocol_error"
@@ -185,7 +186,7 @@ def health_checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passthr
 
 
 def test_haproxy_health_checks_send_local_and_are_accepted(health_checked: PassthruProcess) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE
     while time.monotonic() < deadline:
         lines = [line for line in health_checked.logs().splitlines() if " end=" in line]
         if len(lines) >= 3:

@@ -16,21 +16,24 @@ import socket
 import socketserver
 import threading
 
-from tests.support.net import recv_all
+from tests.support.net import BACKLOG, recv_all
 
 
-class _Threaded(socketserver.ThreadingTCPServer):
+class ThreadedServer(socketserver.ThreadingTCPServer):
+    """A thread per connection, with a real listen backlog."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = BACKLOG  # socketserver's default of 5 drops SYNs when connects come in bursts
 
 
 class _Backend:
     handler: type[socketserver.BaseRequestHandler]
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        server_class = _Threaded
+        server_class = ThreadedServer
         if ":" in host:
-            server_class = type("_Threaded6", (_Threaded,), {"address_family": socket.AF_INET6})
+            server_class = type("ThreadedServer6", (ThreadedServer,), {"address_family": socket.AF_INET6})
         self.server = server_class((host, port), self.handler)
         self.server.backend = self  # type: ignore[attr-defined]
         self.host = host

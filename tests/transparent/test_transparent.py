@@ -17,15 +17,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.passthru_process import REPO, PassthruProcess
 from tests.transparent.netns import BACKEND, CLIENT, PROXY_BACKEND_SIDE, PROXY_CLIENT_SIDE, Topology, Unavailable
 
-REPO = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).resolve().parent / "peers.py"
 LISTEN_PORT = 8443  # inside fresh namespaces: nothing else listens there
 BACKEND_PORT = 9000
@@ -49,8 +48,8 @@ class Lab:
     def __init__(self, topology: Topology, workdir: Path) -> None:
         self.net = topology
         self.workdir = workdir
-        self.processes: list[subprocess.Popen] = []
-        self.log_path: Path | None = None
+        self.processes: list[subprocess.Popen] = []  # the backends
+        self.passthru: PassthruProcess | None = None
 
     def start_backends(self) -> None:
         """The answering backend on both of the backend namespace's addresses."""
@@ -66,37 +65,28 @@ class Lab:
 
     def start_passthru(self, routes: str, *, connect_timeout: str = "2s", unprivileged: bool = False) -> None:
         """``passthru run`` inside the proxy namespace, listening on its client-side addresses."""
-        config = self.workdir / "config.yaml"
         listens = [f'"{bracketed(PROXY_CLIENT_SIDE[v])}:{LISTEN_PORT}"' for v in (4, 6)]
-        config.write_text(
+        config = (
             "listen: [" + ", ".join(listens) + "]\n"
             f"timeouts:\n  identify: 2s\n  connect: {connect_timeout}\n  idle: 30s\n"
             f"routes:\n{routes}"
         )
-        config.chmod(0o644)
-        self.log_path = self.workdir / "passthru.log"
-        drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if unprivileged else []
-        argv = [*self.net.prefix(self.net.proxy), *drop, sys.executable, "-m", "passthru.cli", "run", "-c", str(config)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-        with self.log_path.open("ab") as log:
-            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
-        self.processes.append(process)
+        drop = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups") if unprivileged else ()
+        env = {"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.passthru = PassthruProcess(
+            self.workdir, config, [], wrapper=(*self.net.prefix(self.net.proxy), *drop), env=env
+        )
+        self.passthru.config_path.chmod(0o644)
+        self.passthru.start()
         for version in (4, 6):
-            self.wait_for_log(f"listening on {bracketed(PROXY_CLIENT_SIDE[version])}:{LISTEN_PORT}", process)
+            self.wait_for_log(f"listening on {bracketed(PROXY_CLIENT_SIDE[version])}:{LISTEN_PORT}")
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return self.passthru.logs() if self.passthru is not None else ""
 
-    def wait_for_log(self, needle: str, process: subprocess.Popen | None = None, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.logs()
-            if needle in text:
-                return text
-            if process is not None and process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} not in the passthru log:\n{self.logs()}")
+    def wait_for_log(self, needle: str) -> str:
+        assert self.passthru is not None
+        return self.passthru.wait_for_log(needle)
 
     def connect(self, version: int) -> dict:
         """A client in the client namespace sends an SSH banner through Passthru."""
@@ -115,6 +105,7 @@ class Lab:
         return json.loads(result["reply"])
 
     def close(self) -> None:
+        """End the backends, then stop Passthru (checking it exits cleanly, with no traceback)."""
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
@@ -126,6 +117,8 @@ class Lab:
                 process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+        if self.passthru is not None:
+            self.passthru.stop()
 
 
 @pytest.fixture
@@ -152,8 +145,10 @@ def lab(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Lab]:
         lab.start_backends()
         yield lab
     finally:
-        lab.close()
-        topology.destroy()
+        try:
+            lab.close()
+        finally:
+            topology.destroy()
 
 
 def route(versions: list[int], *, transparent: bool | None, extra: str = "") -> str:
