@@ -7,8 +7,6 @@ import re
 import socket
 import time
 
-import pytest
-
 from tests.support.backends import TagServer
 from tests.support.net import free_port, recv_all
 from tests.support.passthru_process import PassthruProcess
@@ -202,13 +200,6 @@ def identify(data):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug for the lead (server/connection.py _fed): limits.identify_cpu is charged with wall-clock "
-    "time (time.perf_counter), so time the process is not running (descheduled on a busy machine) counts "
-    "as CPU and honest clients are closed with end=identify_budget; seen beside a busy loop in "
-    "test_garbage (1 of 702) and test_slowloris (1 of 1500). time.thread_time() measures CPU",
-)
 def test_the_identification_budget_counts_cpu_not_wall_clock_time(passthru, tmp_path) -> None:
     """Three undecided feeds of 20 ms each without CPU (60 ms > the 50 ms budget in wall-clock
     time, about 0 in CPU): the connection must still be identified and routed."""
