@@ -36,10 +36,21 @@ class Endpoint:
     port: int
     family: int
     sockaddr: tuple
+    #: Computed once: endpoints are dictionary keys on every connection's path (balancing,
+    #: the backends tried, the resolver), and a dataclass hashes all its fields each time.
+    _hash: int = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.host, self.port, self.family, self.sockaddr)))
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        object.__setattr__(self, "_text", f"{host}:{self.port}")
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return self._text
 
     @property
     def is_ipv6(self) -> bool:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import _socket
 import errno
 import logging
 import socket
@@ -45,6 +46,7 @@ class Acceptor:
     ) -> None:
         sock.setblocking(False)
         self.sock = sock
+        self.family = int(sock.family)
         self.accept = accept
         self.counting = counting
         self.limits = limits
@@ -62,12 +64,16 @@ class Acceptor:
         self._watcher.start(self._accept_some)
 
     def _accept_some(self) -> None:
+        limits = self.limits()
+        limited = limits.max_connections is not None or self.max_connections is not None
         for _ in range(ACCEPT_BATCH):
-            if self.full():
+            if limited and self.counting.full(limits, self.listener_key, self.max_connections):
                 self.pause()
                 return
             try:
-                client, address = self.sock.accept()
+                # The socket module's accept() wraps the descriptor in a Python-level object and
+                # converts its family and type to enums: a tenth of a connection's own Python.
+                fd, address = self.sock._accept()
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -80,6 +86,7 @@ class Acceptor:
                 self.starved = False
                 self.backoff = BACKOFF_MIN
                 log.warning("accepting on %s again", self.address_text)
+            client = _socket.socket(self.family, socket.SOCK_STREAM, 0, fd)
             client.setblocking(False)
             self.accept(client, address, self.listener_key, self.address_text)
 

@@ -246,9 +246,11 @@ class Connection:
             self._prefix_read("timeout")
 
     def _stop_reading(self) -> None:
-        dispose(self._read_watcher)
-        self._read_watcher = None
-        self._stop_timer()
+        if self._read_watcher is not None:
+            dispose(self._read_watcher)
+            self._read_watcher = None
+        if self._timer is not None:
+            self._stop_timer()
 
     def _stop_timer(self) -> None:
         dispose(self._timer)
@@ -506,9 +508,11 @@ class Connection:
         self._reject(End.UPSTREAM_UNAVAILABLE)
 
     def _stop_connecting(self) -> None:
-        dispose(self._upstream_watcher)
-        self._upstream_watcher = None
-        self._stop_timer()
+        if self._upstream_watcher is not None:
+            dispose(self._upstream_watcher)
+            self._upstream_watcher = None
+        if self._timer is not None:
+            self._stop_timer()
 
     def _connect_done(self) -> None:
         watcher, self._upstream_watcher = self._upstream_watcher, None
@@ -653,11 +657,9 @@ class Connection:
         self.record.bytes_down = result.bytes_down
         self.reset_client = result.reset == "client"
         self.reset_upstream = result.reset == "upstream"
-        if result.ended.startswith("error: "):
-            self.record.error = result.ended[len("error: ") :]
-            self.close(End.ERROR)
-        else:
-            self.close(End(result.ended))
+        if result.error is not None:
+            self.record.error = result.error
+        self.close(result.ended)
 
     # -- ending -------------------------------------------------------------------------
     def _reject(self, end: End) -> None:
@@ -687,7 +689,7 @@ class Connection:
     def shut_down(self, reason: str) -> None:
         """Shutdown: end this connection now, whatever it is doing."""
         if self.relay is not None:
-            self.relay.finish(reason)
+            self.relay.finish(End(reason))
         else:
             self.close(End(reason))
 

@@ -22,6 +22,7 @@ from gevent.event import Event
 
 from passthru.config import Limits
 from passthru.server.admission import Admission
+from passthru.server.lifecycle import End
 
 if TYPE_CHECKING:
     from passthru.server.connection import Connection
@@ -93,7 +94,7 @@ class Counting:
         """End every relay that moved no byte for its idle timeout."""
         now = time.monotonic() if now is None else now
         for relay in [r for r in self.relays if now - r.last_activity >= r.idle]:
-            relay.finish("idle_timeout")
+            relay.finish(End.IDLE_TIMEOUT)
 
     def _sweep_forever(self) -> None:
         while True:

@@ -13,6 +13,7 @@ code never calls them from its branches, only through :class:`Observers` at the 
 from __future__ import annotations
 
 from enum import Enum, StrEnum
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import gevent
@@ -75,49 +76,60 @@ class Observer(Protocol):
 class Observers:
     """Fans lifecycle events out to the observers, and flushes them together shortly after the
     first event of a batch (observers may batch: metrics are applied before the log lines are
-    written, so whoever reads a connection's log line finds it counted)."""
+    written, so whoever reads a connection's log line finds it counted).
+
+    Each event calls only the observers that watch it (override the ``NullObserver`` no-op):
+    four events happen to every connection, and a call to a no-op is not free."""
 
     FLUSH_SECONDS = 0.2
 
     def __init__(self, observers: list[Observer]) -> None:
         self.observers = observers
         self._scheduled: gevent.Greenlet | None = None
+        self._opened = _watching(observers, "opened")
+        self._identified = _watching(observers, "identified")
+        self._identify_timeout = _watching(observers, "identify_timeout")
+        self._unmatched = _watching(observers, "unmatched")
+        self._decided = _watching(observers, "decided")
+        self._refused = _watching(observers, "refused")
+        self._upstream_failed = _watching(observers, "upstream_failed")
+        self._closed = _watching(observers, "closed")
 
     def opened(self, connection: Connection) -> None:
-        for observer in self.observers:
-            observer.opened(connection)
+        for event in self._opened:
+            event(connection)
         self._soon()
 
     def identified(self, connection: Connection, seconds: float) -> None:
-        for observer in self.observers:
-            observer.identified(connection, seconds)
+        for event in self._identified:
+            event(connection, seconds)
         self._soon()
 
     def identify_timeout(self, connection: Connection) -> None:
-        for observer in self.observers:
-            observer.identify_timeout(connection)
+        for event in self._identify_timeout:
+            event(connection)
 
     def unmatched(self, connection: Connection) -> None:
-        for observer in self.observers:
-            observer.unmatched(connection)
+        for event in self._unmatched:
+            event(connection)
 
     def decided(self, connection: Connection, route: Route | None, why: tuple[str, ...]) -> None:
         """Routing is decided: ``route`` (None: refused), and ``why`` the first bytes may be
         worth a look (``timeout``, ``unmatched``, ``rejected``: see ``passthru.capture``)."""
-        for observer in self.observers:
-            observer.decided(connection, route, why)
+        for event in self._decided:
+            event(connection, route, why)
 
     def refused(self, connection: Connection, end: End) -> None:
-        for observer in self.observers:
-            observer.refused(connection, end)
+        for event in self._refused:
+            event(connection, end)
 
     def upstream_failed(self, connection: Connection, backend: str, reason: str) -> None:
-        for observer in self.observers:
-            observer.upstream_failed(connection, backend, reason)
+        for event in self._upstream_failed:
+            event(connection, backend, reason)
 
     def closed(self, connection: Connection) -> None:
-        for observer in self.observers:
-            observer.closed(connection)
+        for event in self._closed:
+            event(connection)
         self._soon()
 
     def _soon(self) -> None:
@@ -132,6 +144,15 @@ class Observers:
     def flush(self) -> None:
         for observer in self.observers:
             observer.flush()
+
+
+def _watching(observers: list[Observer], event: str) -> tuple[Callable[..., None], ...]:
+    """The bound ``event`` methods of the observers that do something on it."""
+    return tuple(
+        getattr(observer, event)
+        for observer in observers
+        if getattr(type(observer), event, None) is not getattr(NullObserver, event)
+    )
 
 
 class NullObserver:

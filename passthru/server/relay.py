@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from gevent import get_hub
 
+from passthru.server.lifecycle import End
 from passthru.server.pools import BufferPool, PipePool
 from passthru.server.watchers import READ, WRITE, dispose, io
 
@@ -88,6 +89,7 @@ class Direction:
         if self.preamble is not None:
             # The client sent what it had (the prefix): wait for more rather than read nothing.
             return READ if self.write_preamble() else WRITE
+        drained = False
         while budget > 0:
             if self.has_pending():
                 written = self.write_pending()
@@ -101,11 +103,17 @@ class Direction:
                     return EOF_HELD
                 self.finish()
                 return 0
+            if drained:
+                # The last read took less than it could: the source had nothing more, so wait
+                # for it (level-triggered, so bytes or an end that came since wake us at once)
+                # rather than spend a system call to learn so (HAProxy does the same).
+                return READ
             got = self.read_some()
             if got is None:
                 return READ
             if got == 0:
                 self.eof = True
+            drained = got < CHUNK
         return 0
 
     # -- waiting --------------------------------------------------------------------------
@@ -129,9 +137,12 @@ class Direction:
                 self.write_watcher.start(pump, self)
 
     def close_watchers(self) -> None:
-        dispose(self.read_watcher)
-        dispose(self.write_watcher)
-        self.read_watcher = self.write_watcher = None
+        if self.read_watcher is not None:
+            dispose(self.read_watcher)
+            self.read_watcher = None
+        if self.write_watcher is not None:
+            dispose(self.write_watcher)
+            self.write_watcher = None
 
     # -- splice or buffer primitives --------------------------------------------------------
     def write_preamble(self) -> bool:
@@ -226,12 +237,13 @@ class Direction:
         self.done = True
 
 
-@dataclass
+@dataclass(slots=True)
 class RelayResult:
     bytes_up: int  # from the client, beyond the preamble
     bytes_down: int
-    ended: str  # "closed", "idle_timeout", "client_reset", "upstream_reset", "shutdown", "error: ..."
+    ended: End  # CLOSED, IDLE_TIMEOUT, CLIENT_RESET, UPSTREAM_RESET, SHUTDOWN or ERROR
     reset: str | None = None  # "client" or "upstream": the side to close with a reset
+    error: str | None = None  # what went wrong, when ``ended`` is ERROR
 
 
 class Relay:
@@ -275,12 +287,14 @@ class Relay:
 
     def start(self) -> None:
         """The client has just sent what it had (the prefix): its direction writes the preamble
-        and then waits for more, rather than trying a read that would find nothing."""
+        and then waits for more, rather than trying a read that would find nothing; the
+        upstream, just connected, has said nothing yet either."""
         if self.up.preamble is not None:
             self.pump(self.up)
         else:
             self.up.wait(READ, self.pump)
-        self.pump(self.down)
+        if self.ended is None:  # the upstream has only just connected: wait for its answer
+            self.down.wait(READ, self.pump)
 
     def pump(self, direction: Direction) -> None:
         """Move what can move in one direction, then wait for what it needs next."""
@@ -292,10 +306,13 @@ class Relay:
         except PeerReset as failure:
             if failure.side == "upstream" and self.hand_back(f"reset the connection ({failure.reason})"):
                 return
-            self.finish(f"{failure.side}_reset", reset="upstream" if failure.side == "client" else "client")
+            if failure.side == "client":
+                self.finish(End.CLIENT_RESET, reset="upstream")
+            else:
+                self.finish(End.UPSTREAM_RESET, reset="client")
             return
         except Exception as exc:  # never let a callback error escape into the hub
-            self.finish(f"error: {type(exc).__name__}: {exc}")
+            self.finish(End.ERROR, error=f"{type(exc).__name__}: {exc}")
             return
         if direction.moved != before:
             self.last_activity = time.monotonic()
@@ -310,7 +327,7 @@ class Relay:
             if not direction.done:  # used this turn's budget: continue after others had theirs
                 get_hub().loop.run_callback(self.pump, direction)
             elif self.up.done and self.down.done:
-                self.finish("closed")
+                self.finish(End.CLOSED)
             else:
                 (self.down if direction is self.up else self.up).last = True
 
@@ -327,12 +344,12 @@ class Relay:
         self.stop("handed_back")
         return True
 
-    def finish(self, ended: str, reset: str | None = None) -> None:
+    def finish(self, ended: End, reset: str | None = None, error: str | None = None) -> None:
         """End the relay (idempotent): stop watching, free pipes, report to ``on_done``."""
         if self.ended is not None:
             return
         self.stop(ended)
-        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended, reset))
+        self.on_done(self, RelayResult(self.up.moved, self.down.moved, ended, reset, error))
 
     def stop(self, ended: str) -> None:
         """Stop and release the watchers, free pipes and buffers; the sockets stay open (the

@@ -23,6 +23,7 @@ privilege once, at start-up.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import ipaddress
@@ -120,12 +121,12 @@ def dial(endpoint: Endpoint, timeout: float, source: tuple[str, int] | None = No
     return sock
 
 
-def start_connect(endpoint: Endpoint, source: tuple[str, int] | None = None) -> socket.socket:
+def start_connect(endpoint: Endpoint, source: tuple[str, int] | None = None) -> _socket.socket:
     """Begin a non-blocking connect to one backend (the connection waits for it to become
     writable, then asks :func:`connect_result`). TCP_NODELAY since we forward whatever segments
     the client sent. Raises OSError when the connect fails at once."""
     family, sockaddr = RESOLVER.address(endpoint)  # a name's latest lookup (see resolver.py)
-    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    sock = _socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)  # no Python-level wrapper
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if source is not None:
