@@ -12,8 +12,8 @@ code never calls them from its branches, only through :class:`Observers` at the 
 
 from __future__ import annotations
 
-from enum import Enum, StrEnum
 from collections.abc import Callable
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 import gevent
