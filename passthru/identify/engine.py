@@ -19,7 +19,10 @@ Cost. ``Identification`` is per-connection state, so it also holds each trusted 
 resumable session (``Identifier.session``, started on first use): the HTTP family, for one, then
 reads each new byte once instead of re-parsing the whole prefix on every read, and a client that
 trickles its bytes costs time linear in what it sent. Trusted identifiers are called directly;
-only untrusted ones (user files) go through ``guard``, which contains them.
+only untrusted ones (user files) go through ``guard``, which contains them. Identifiers after
+the first match in consultation order are not asked at all (rule 3: they cannot win over it):
+an HTTP request asks the one or two identifiers ahead of ``http``, not all six its first byte
+leaves possible.
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ class Identification:
     identifiers: Sequence[Identifier]
     guard: Guard = call_plain
     prepared: Prepared | None = None  # then ``identifiers`` is ignored: the prepared set is used
+    #: Ask every identifier, even those behind a match (``passthru identify --explain``).
+    exhaustive: bool = False
     answers: list[Answer] = field(init=False)
     errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
 
@@ -146,15 +151,36 @@ class Identification:
         if not self.answers and data and self.prepared is not None:
             self.answers = [Answer(i) for i in self.prepared.candidates(data[0])]
             self._open = list(self.answers)
-        for answer in self._open:
+        still_open: list[Answer] = []
+        waiting: list[int] = []  # bytes wanted by open identifiers ahead of any match
+        size = len(data)
+        decision = None
+        for index, answer in enumerate(self._open):
             verdict = answer.verdict
-            if verdict is None or isinstance(verdict, dict) or len(data) < verdict:
+            if not isinstance(verdict, dict) and size >= verdict:
+                verdict = answer.verdict = self._ask(answer, data)
+                if verdict is None:
+                    continue
+            still_open.append(answer)
+            if decision is not None:
+                continue  # exhaustive: asked, but it cannot change the decision
+            if isinstance(verdict, dict):
+                if waiting and not final:
+                    decision = Decision(None, {}, min(waiting))
+                else:
+                    decision = Decision(answer.identifier.name, verdict, None, answer.identifier)
+                if not self.exhaustive:
+                    still_open.extend(self._open[index + 1 :])  # worse precedence: cannot change this
+                    break
                 continue
-            answer.verdict = self._ask(answer, data)
-        self._open = [answer for answer in self._open if answer.verdict is not None]
-        self._decision = self._decide(final)
-        self._wake = min((a.verdict for a in self._open if isinstance(a.verdict, int)), default=0)
-        return self._decision
+            if verdict > 0:
+                waiting.append(verdict)
+        if decision is None:
+            decision = Decision(None, {}, min(waiting)) if waiting and not final else Decision(None, {}, None)
+        self._open = still_open
+        self._decision = decision
+        self._wake = min(waiting, default=0)
+        return decision
 
     def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
         identifier = answer.identifier
@@ -170,21 +196,6 @@ class Identification:
             answer.error = f"{type(exc).__name__}: {exc}"
             self.errors.append((identifier, answer.error))
             return None
-
-    def _decide(self, final: bool) -> Decision:
-        waiting: list[int] = []
-        for answer in self._open:
-            if answer.matched:
-                if waiting and not final:
-                    break
-                assert isinstance(answer.verdict, dict)
-                return Decision(answer.identifier.name, answer.verdict, None, answer.identifier)
-            needed = answer.needed
-            if needed is not None and needed > 0:
-                waiting.append(needed)
-        if waiting and not final:
-            return Decision(None, {}, min(waiting))
-        return Decision(None, {}, None)
 
 
 def identify(identifiers: Iterable[Identifier], data: bytes, final: bool = False) -> Decision:

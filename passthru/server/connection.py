@@ -203,7 +203,6 @@ class Connection:
             self.context.observers.refused(self, End(refused))
             self.close(End(refused))  # at once: nothing read, nothing sent
             return
-        self.admitted = True
         then()
 
     # -- reading ------------------------------------------------------------------------

@@ -63,8 +63,20 @@ class Counting:
         self._empty.clear()
 
     def admit(self, limits: Limits, connection: Connection) -> str | None:
-        """Apply the per-source limits to the (real) client; the ``End`` word that refuses it."""
-        return self.admission.admit(limits, connection.source, self.identifying - 1)
+        """Apply the per-source limits to the (real) client; the ``End`` word that refuses it.
+        A connection admitted under such limits is counted per source (``admitted``); with none
+        configured there is nothing to count."""
+        if (
+            limits.max_connections_per_source is None
+            and limits.max_identifying is None
+            and limits.max_identifying_per_source is None
+            and limits.connection_rate_per_source is None
+        ):
+            return None
+        refused = self.admission.admit(limits, connection.source, self.identifying - 1)
+        if refused is None:
+            connection.admitted = True
+        return refused
 
     def identified(self, connection: Connection) -> None:
         """Once per connection: identification is over (routed, refused or failed)."""
