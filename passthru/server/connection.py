@@ -222,9 +222,11 @@ class Connection:
         """Call ``then`` when the client has bytes (each wait lets the worker's other
         connections run), or ``_deadline_passed`` at ``deadline``."""
         self._on_readable = then
-        if self._read_watcher is None:
-            self._read_watcher = io(self.client.fileno(), READ)
-            self._read_watcher.start(self._guarded, self._readable)
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = io(self.client.fileno(), READ)
+        if not watcher.active:
+            watcher.start(self._guarded, self._readable)
         if deadline is not None and self._timer is None:
             self._timer = timer(max(0.0, deadline - time.monotonic()))
             self._timer.start(self._guarded, self._deadline_passed)
@@ -248,6 +250,13 @@ class Connection:
         if self._read_watcher is not None:
             dispose(self._read_watcher)
             self._read_watcher = None
+        if self._timer is not None:
+            self._stop_timer()
+
+    def _pause_reading(self) -> None:
+        """Stop watching the client, but keep its watcher: the relay reads the client with it."""
+        if self._read_watcher is not None:
+            self._read_watcher.stop()
         if self._timer is not None:
             self._stop_timer()
 
@@ -367,7 +376,7 @@ class Connection:
         self._prefix_done(Prefix(self.data, self.identification.feed(self.data, final=True), stopped))
 
     def _prefix_done(self, prefix: Prefix) -> None:
-        self._stop_reading()
+        self._pause_reading()
         self.identification = None  # its parsers' state is not needed any more (memory per connection)
         if self._postgres is None and self.runtime.router.postgres_tls and self._postgres_begin(prefix):
             return  # PostgreSQL by SNI: answered its SSLRequest; the ClientHello comes next
@@ -615,6 +624,7 @@ class Connection:
             preamble = self._first_bytes() + self.data
         retry = self._early_failure if len(self.route.to) > len(self.tried) else None
         self.state = State.RELAYING
+        client_watcher, self._read_watcher = self._read_watcher, None  # the relay's now
         self.relay = Relay(
             self.client,
             self.upstream,
@@ -623,6 +633,7 @@ class Connection:
             retry,
             preamble,
             upstream_watcher,
+            client_watcher,
         )
         self.context.counting.relaying(self.relay)
         self.relay.start()

@@ -266,6 +266,7 @@ class Relay:
         on_early_failure: Callable[[Relay, str], bool] | None = None,
         preamble: bytes = b"",
         upstream_watcher: object = None,
+        client_watcher: object = None,
     ) -> None:
         self.client = client
         self.upstream = upstream
@@ -278,6 +279,8 @@ class Relay:
         if upstream_watcher is not None:  # an idle io watcher of the upstream's (its connect's): reused
             upstream_watcher.events = READ  # type: ignore[attr-defined]
             self.down.read_watcher = upstream_watcher
+        if client_watcher is not None:  # the stopped READ watcher the client was identified with
+            self.up.read_watcher = client_watcher
         self.last_activity = time.monotonic()
         self.ended: str | None = None
         #: Asked when the upstream fails before answering anything and before the client sent
