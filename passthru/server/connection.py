@@ -506,6 +506,8 @@ class Connection:
                 self._connect_failed(endpoint, exc)
                 continue
             self.upstream, self.endpoint = sock, endpoint
+            if self._sent_at_once():
+                return
             self._upstream_watcher = io(sock.fileno(), WRITE)
             self._upstream_watcher.start(self._guarded, self._connect_done)
             self._timer = timer(self.runtime.config.timeouts.connect)
@@ -522,6 +524,38 @@ class Connection:
         if self._timer is not None:
             self._stop_timer()
 
+    def _sent_at_once(self) -> bool:
+        """Send the preamble right after ``connect()``: a backend on this host has usually
+        completed the handshake by the time the call returns (the kernel runs it within the
+        call), and a write that succeeds proves the connect did. That saves the wait for
+        writability, its watcher, the connect timer and the ``SO_ERROR`` query. False when the
+        connect is still under way (a remote backend): the write watcher then waits for it.
+        True also when the write showed that the connect failed: the next backend is tried."""
+        if self.starttls:
+            return False
+        preamble = self._first_bytes() + self.data
+        if not preamble:  # nothing to send would prove the connect: wait for writability
+            return False
+        assert self.upstream is not None
+        try:
+            sent = self.upstream.send(preamble)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ENOTCONN:
+                return False
+            self._connect_failed(self._give_up_upstream(), exc)
+            self._dial_next()
+            return True
+        self._connected()
+        self._relay(None, preamble[sent:])
+        return True
+
+    def _connected(self) -> None:
+        assert self.balancer is not None and self.endpoint is not None
+        self.balancer.connected(self.endpoint)
+        self.record.upstream = str(self.endpoint)
+
     def _connect_done(self) -> None:
         watcher, self._upstream_watcher = self._upstream_watcher, None
         watcher.stop()  # kept: the relay reuses it to read from the upstream
@@ -533,9 +567,7 @@ class Connection:
             self._connect_failed(self._give_up_upstream(), error)
             self._dial_next()
             return
-        assert self.balancer is not None
-        self.balancer.connected(self.endpoint)
-        self.record.upstream = str(self.endpoint)
+        self._connected()
         if self.starttls:  # PostgreSQL by SNI: the backend must say S to our SSLRequest first
             self._backend_starttls(watcher)
             return

@@ -155,6 +155,34 @@ def test_identified_relayed_half_closed(monkeypatch) -> None:
     assert_closed_once(connection, harness, upstreams=1)
 
 
+@pytest.mark.parametrize("noticed", ["by_the_first_write", "by_the_write_watcher"])
+def test_the_connect_is_noticed_either_way(monkeypatch, noticed: str) -> None:
+    """A loopback backend has accepted by the time connect() returns: the preamble goes at once.
+    A remote one has not: the write watcher notices the connect (forced here). Same outcome."""
+    port, served = backend(echo_then_close)
+    harness = Harness(config([port]), monkeypatch)
+    watched: list[Connection] = []
+    real_connect_done = Connection._connect_done
+
+    def connect_done(self: Connection) -> None:
+        watched.append(self)
+        real_connect_done(self)
+
+    monkeypatch.setattr(Connection, "_connect_done", connect_done)
+    if noticed == "by_the_write_watcher":
+        monkeypatch.setattr(Connection, "_sent_at_once", lambda self: False)
+    client, connection = harness.connect()
+    client.sendall(REQUEST)
+    client.shutdown(socket.SHUT_WR)
+    assert read_to_eof(client) == b"[answer]" + REQUEST
+    harness.wait_closed(connection)
+    served.join()
+    assert watched == ([] if noticed == "by_the_first_write" else [connection])
+    assert connection.trace == HAPPY and connection.end is End.CLOSED
+    assert connection.record.upstream == f"127.0.0.1:{port}"
+    assert_closed_once(connection, harness, upstreams=1)
+
+
 def test_silent_client_times_out_and_is_rejected(monkeypatch) -> None:
     harness = Harness(config([9]), monkeypatch)
     client, connection = harness.connect()
@@ -177,7 +205,10 @@ def test_unmatched_bytes_are_rejected(monkeypatch) -> None:
     assert_closed_once(connection, harness, upstreams=0)
 
 
-def test_refused_backend_ends_upstream_unavailable(monkeypatch) -> None:
+@pytest.mark.parametrize("noticed", ["by_the_first_write", "by_the_write_watcher"])
+def test_refused_backend_ends_upstream_unavailable(monkeypatch, noticed: str) -> None:
+    if noticed == "by_the_write_watcher":
+        monkeypatch.setattr(Connection, "_sent_at_once", lambda self: False)
     closed = gsocket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]

@@ -2,7 +2,9 @@
 is on ``PYTHONPATH``; it does nothing unless the variable below is set.
 
 ``PASSTHRU_TEST_CONNECT_DELAY=PORT:SECONDS`` makes Passthru notice a completed connect to port
-PORT SECONDS late — what a busy hub does to a connection whose backend answered the handshake.
+PORT SECONDS late — what a busy hub does to a connection whose backend answered the handshake
+(and turns off, for that port, the write made right after ``connect()``, which would otherwise
+notice the connect at once).
 It lets a test put a backend's reset deterministically between Passthru's connect and its first
 write.
 """
@@ -30,4 +32,14 @@ if _SPEC:
             return
         _connect_done(self)
 
+    _sent_at_once = Connection._sent_at_once
+
+    def _wait_for_the_connect(self: Connection) -> bool:
+        """The delayed port's connect is noticed by its watcher (``_connect_done``), not by a
+        write made right after ``connect()``: that is the path being made late."""
+        if self.endpoint is not None and self.endpoint.port == _port and id(self) not in _made_late:
+            return False
+        return _sent_at_once(self)
+
     Connection._connect_done = _late_connect_done  # type: ignore[method-assign]
+    Connection._sent_at_once = _wait_for_the_connect  # type: ignore[method-assign]
