@@ -130,5 +130,6 @@ class Acceptor:
     def close(self) -> None:
         self.closed = True
         self._stop_retry()
-        dispose(self._watcher)
+        self._watcher.stop()  # closed, not disposed of for reuse: this acceptor keeps its reference
+        self._watcher.close()
         self.sock.close()
