@@ -311,7 +311,10 @@ Headers = list[tuple[bytes, bytes]]
 
 def first_header(headers: Headers, name: bytes) -> bytes | None:
     """The value of the first header called ``name`` (lower case), or None."""
-    return next((value for key, value in headers if key == name), None)
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def ip_text(raw: bytes) -> str:
