@@ -155,23 +155,39 @@ def client_hello_fields(payload: bytes) -> Fields:
     if hello.remaining:
         raise Malformed("bytes after the extensions")
     seen: set[int] = set()
-    while extensions.remaining:
-        ext_type = extensions.u16()
-        body = extensions.vec16()
+    for ext_type, start, end in extension_bounds(payload, extensions.pos, extensions.remaining):
         if ext_type in seen:
             raise Malformed("duplicate extension")  # RFC 8446 4.2: MUST NOT repeat
         seen.add(ext_type)
-        if ext_type == EXT_SERVER_NAME and body.remaining:
-            sni = server_name(body)
+        if ext_type == EXT_SERVER_NAME and end > start:
+            sni = server_name(Reader(payload, start, end))
             if sni is not None:
                 fields["sni"] = sni
         elif ext_type == EXT_ALPN:
-            fields["alpn"] = alpn_protocols(body)
+            fields["alpn"] = alpn_protocols(Reader(payload, start, end))
         elif ext_type == EXT_SUPPORTED_VERSIONS:
-            best = highest_version(body)
+            best = highest_version(Reader(payload, start, end))
             if best is not None:
                 fields["version"] = VERSION_NAMES.get(best, f"0x{best:04x}")
     return fields
+
+
+def extension_bounds(payload: bytes, pos: int, length: int) -> list[tuple[int, int, int]]:
+    """(type, body start, body end) of each extension in ``payload[pos:pos + length]`` (all of
+    it has arrived): a hello carries a dozen or more, and only three are read, so the list is
+    walked with plain integers rather than a ``Reader`` per extension."""
+    end = pos + length
+    found = []
+    while pos < end:
+        start = pos + 4
+        if start > end:
+            raise Malformed("extension header overruns the extension list")
+        ext_type = payload[pos] << 8 | payload[pos + 1]
+        pos = start + (payload[pos + 2] << 8 | payload[pos + 3])
+        if pos > end:
+            raise Malformed("extension overruns the extension list")
+        found.append((ext_type, start, pos))
+    return found
 
 
 def server_name(body: Reader) -> str | None:
