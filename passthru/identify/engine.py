@@ -185,8 +185,9 @@ class Identification:
             if not identifier.trusted:
                 return check_verdict(identifier.name, data, self.guard(identifier, data))
             session = answer.session
-            if session is None:
-                session = answer.session = identifier.start()
+            if session is None:  # ``identifier.start()``, inline: it runs for every candidate
+                factory = identifier.session
+                session = answer.session = identifier.identify if factory is None else factory()
             raw = session(data)
             # A trusted identifier's plain verdicts pass as they are (the property and fuzz tests
             # hold the built-ins to the contract); anything else gets the full check.

@@ -141,14 +141,17 @@ class Request(Resumable):
             self.method = self.known_method(data)
         line = self.line.next(data, MAX_REQUEST_LINE)
         parts = line.split(b" ")
-        if len(parts) != 3 or not all(parts) or b"\t" in line:  # not one space apart: split as servers do
+        if len(parts) != 3 or b"\t" in line or not all(parts):  # not one space apart: split as servers do
             parts = REQUEST_LINE_GAPS.split(line)
-        if len(parts) != 3 or not parts[1] or not is_printable_ascii(parts[1]):
-            raise Malformed("request line is not METHOD SP target SP version")
+            if len(parts) != 3 or not parts[1]:
+                raise Malformed("request line is not METHOD SP target SP version")
+        target = parts[1]
+        if not is_printable_ascii(target):
+            raise Malformed("request target is not visible ASCII")
         version = self.VERSIONS.get(parts[2])
         if version is None:
             raise Malformed("unknown protocol version")
-        return self.start(self.method, parts[1].decode("ascii"), version)
+        return self.start(self.method, target.decode("ascii"), version)
 
     @classmethod
     def known_method(cls, data: bytes) -> str:

@@ -39,18 +39,20 @@ class LineScanner:
     def next(self, data: bytes, max_length: int) -> bytes:
         """The next complete line. Truncated while it has not ended and could still fit;
         Malformed when it is longer than ``max_length``."""
-        limit = min(len(data), self.start + max_length + 1)
-        newline = data.find(b"\n", self.scanned, limit) if self.scanned < limit else -1
+        start = self.start
+        newline = data.find(b"\n", self.scanned, start + max_length + 1)  # empty range: -1
         if newline < 0:
+            limit = min(len(data), start + max_length + 1)
             self.examined += max(0, limit - self.scanned)
             self.scanned = max(self.scanned, limit)
-            if len(data) - self.start > max_length:
+            if len(data) - start > max_length:
                 raise Malformed("line too long")
             raise Truncated(len(data) + 1)
         self.examined += newline + 1 - self.scanned
-        line = data[self.start : newline]
         self.start = self.scanned = newline + 1
-        return line[:-1] if line.endswith(b"\r") else line
+        if newline > start and data[newline - 1] == 0x0D:  # CRLF
+            return data[start : newline - 1]
+        return data[start:newline]
 
 
 def header_line(line: bytes, separator: bytes = b":") -> tuple[bytes, bytes]:
