@@ -11,12 +11,13 @@ Only trusted identifiers (built-ins, config rules: pure and bounded) are asked a
 are always asked on the connection, under their containment. A trusted identifier that raises
 when asked ahead stays a candidate (it is then asked, and contained, per connection).
 
-Bounded memory. The first-byte table has at most 256 entries. Openings are chosen by clients, and
-some protocols put per-connection values early (a DNS message ID at bytes 2-3, a MongoDB request
-ID at 4-7), so the table of longer openings holds at most ``MAX_PREFIXES`` and is emptied when
-full: a flood of random openings costs each connection a few short questions (about what asking
-those identifiers on the connection costs) and evicts common openings, which the next connection
-with them puts back.
+Bounded memory, and no cost for openings seen once. The first-byte table has at most 256
+entries. Openings are chosen by clients, and some protocols put per-connection values early (a
+DNS message ID at bytes 2-3, a MongoDB request ID at 4-7), so an opening is only noted the first
+time it is seen (its connection asks the first byte's identifiers) and narrowed the second time;
+the table holds at most ``MAX_PREFIXES`` openings and is emptied when full. A flood of random
+openings thus costs a dictionary insertion per connection and evicts common openings, which the
+next two connections with them put back.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from passthru.identify.base import Identifier
 PREFIX_BYTES = 10
 #: Openings remembered at most (about 1 MiB at worst: a 10-byte key and a short tuple each).
 MAX_PREFIXES = 4096
+#: What the table of openings gives for one never seen (it holds None for one seen once).
+UNSEEN = object()
 
 
 class Prefilter:
@@ -41,10 +44,10 @@ class Prefilter:
         self.order = tuple(order)
         self.max_prefixes = max_prefixes
         self._first: dict[int, tuple[Identifier, ...]] = {}
-        self._prefixes: dict[bytes, tuple[Identifier, ...]] = {}
+        self._prefixes: dict[bytes, tuple[Identifier, ...] | None] = {}
 
     def __len__(self) -> int:
-        """Openings remembered now (beyond the first-byte table)."""
+        """Openings remembered now, narrowed or noted (beyond the first-byte table)."""
         return len(self._prefixes)
 
     def first_byte(self, first: int) -> tuple[Identifier, ...]:
@@ -57,16 +60,20 @@ class Prefilter:
     def candidates(self, data: bytes) -> tuple[Identifier, ...]:
         """The identifiers a connection whose first read is ``data`` (not empty) must ask."""
         key = data[:PREFIX_BYTES]
-        known = self._prefixes.get(key)
-        if known is None:
-            known = self.first_byte(key[0])
-            if len(key) == 1 or not any(identifier.trusted for identifier in known):
-                return known  # nothing more to learn from the longer opening
-            known = without_refusals(known, key)
+        known = self._prefixes.get(key, UNSEEN)
+        if known.__class__ is tuple:
+            return known  # type: ignore[return-value]
+        first = self.first_byte(key[0])
+        if len(key) == 1 or not any(identifier.trusted for identifier in first):
+            return first  # nothing more to learn from the longer opening
+        if known is UNSEEN:  # noted, and narrowed if it comes again
             if len(self._prefixes) >= self.max_prefixes:
                 self._prefixes.clear()
-            self._prefixes[key] = known
-        return known
+            self._prefixes[key] = None
+            return first
+        narrowed = without_refusals(first, key)
+        self._prefixes[key] = narrowed
+        return narrowed
 
 
 def without_refusals(identifiers: Sequence[Identifier], opening: bytes) -> tuple[Identifier, ...]:
