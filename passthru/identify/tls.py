@@ -24,6 +24,7 @@ MAX_HELLO = 2**16  # a ClientHello longer than this is not something a real clie
 EXT_SERVER_NAME = 0
 EXT_ALPN = 16
 EXT_SUPPORTED_VERSIONS = 43
+EXTENSIONS_READ = frozenset({EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS})
 
 VERSION_NAMES = {0x0300: "3.0", 0x0301: "1.0", 0x0302: "1.1", 0x0303: "1.2", 0x0304: "1.3"}
 
@@ -154,11 +155,12 @@ def client_hello_fields(payload: bytes) -> Fields:
     extensions = hello.vec16()
     if hello.remaining:
         raise Malformed("bytes after the extensions")
-    seen: set[int] = set()
-    for ext_type, start, end in extension_bounds(payload, extensions.pos, extensions.remaining):
-        if ext_type in seen:
-            raise Malformed("duplicate extension")  # RFC 8446 4.2: MUST NOT repeat
-        seen.add(ext_type)
+    found = extension_bounds(payload, extensions.pos, extensions.remaining)
+    if len({ext_type for ext_type, _, _ in found}) != len(found):
+        raise Malformed("duplicate extension")  # RFC 8446 4.2: MUST NOT repeat
+    for ext_type, start, end in found:
+        if ext_type not in EXTENSIONS_READ:
+            continue
         if ext_type == EXT_SERVER_NAME and end > start:
             sni = server_name(Reader(payload, start, end))
             if sni is not None:
