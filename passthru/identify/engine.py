@@ -124,8 +124,11 @@ class Preparing:
 class Identification:
     """Per-connection identification state: feed it the growing prefix, read the decision.
 
-    With a ``prepared`` set, ``identifiers`` is ignored and the answers are made at the first
-    non-empty read, for the prefiltered candidates only.
+    With a ``prepared`` set (the server's way), ``identifiers`` is ignored, the answers are made
+    at the first non-empty read for the prefiltered candidates only, and the identifiers after the
+    first match in consultation order are not asked: by rule 3 only those before it can still
+    change the decision (their ``answers`` keep the verdict 0, never asked). Without one (the
+    ``passthru identify`` command), every identifier is asked, so ``--explain`` shows them all.
     """
 
     __slots__ = ("_decision", "_open", "_wake", "answers", "errors", "guard", "identifiers", "prepared")
@@ -163,6 +166,8 @@ class Identification:
             if verdict.__class__ is dict:
                 if match is None:
                     match = answer
+                if self.prepared is not None:
+                    break  # those after the first match cannot change the decision: not asked
             else:
                 if not wake or verdict < wake:  # type: ignore[operator]
                     wake = verdict  # type: ignore[assignment]

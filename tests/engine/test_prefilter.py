@@ -104,3 +104,38 @@ def test_user_files_are_never_asked_ahead_and_broken_trusted_ones_stay_candidate
     assert [(i.name, error) for i, error in identification.errors] == [
         ("broken", "ValueError: broken on longer openings")
     ]
+
+
+def test_the_server_s_engine_does_not_ask_identifiers_after_the_first_match() -> None:
+    """By the decision rule only identifiers before the first match (in consultation order) can
+    change the decision, so the prepared engine stops there; ``passthru identify`` (no prepared
+    set) still asks everyone, for ``--explain``."""
+    asked: list[str] = []
+
+    def recording(name: str, answer: object) -> Identifier:
+        def identify(data: bytes) -> object:
+            asked.append(name)
+            return answer(data) if callable(answer) else answer
+
+        return Identifier(name, identify, 50, trusted=True)
+
+    waits = recording("a-waits", lambda data: None if len(data) >= 6 else 6)
+    matches = recording("b-matches", {})
+    later = recording("c-later", 100)
+    identifiers = (waits, matches, later)
+    prepared = Preparing()(identifiers)
+    for _ in range(2):
+        prepared.prefilter.candidates(b"hello")  # its questions ahead are not the connection's
+    assert [i.name for i in prepared.prefilter.candidates(b"hello")] == ["a-waits", "b-matches", "c-later"]
+
+    asked.clear()
+    server = Identification((), prepared=prepared)
+    assert server.feed(b"hello").bytes_needed == 6, "a better-placed identifier still waits"
+    assert asked == ["a-waits", "b-matches"]
+    assert server.feed(b"hello!").protocol == "b-matches"
+    assert asked == ["a-waits", "b-matches", "a-waits"]
+
+    asked.clear()
+    command = Identification(identifiers)
+    assert command.feed(b"hello!").protocol == "b-matches"
+    assert asked == ["a-waits", "b-matches", "c-later"]
