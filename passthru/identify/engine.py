@@ -19,10 +19,12 @@ Cost. ``Identification`` is per-connection state, so it also holds each trusted 
 resumable session (``Identifier.session``, started on first use): the HTTP family, for one, then
 reads each new byte once instead of re-parsing the whole prefix on every read, and a client that
 trickles its bytes costs time linear in what it sent. Trusted identifiers are called directly;
-only untrusted ones (user files) go through ``guard``, which contains them. A connection is
-identified a few microseconds after it is accepted, so the per-connection path avoids what costs
-most in CPython: objects built per read (the answers are slotted and updated in place), and
-repeated passes over them (one pass asks, drops the "no match" ones and decides).
+only untrusted ones (user files) go through ``guard``, which contains them. The server's engine
+(with a ``Prepared`` set) asks only the identifiers that have not already refused the connection's
+opening (``prefilter``), and none after the first match (rule 3: they cannot change the
+decision). Identification runs on every connection, so its own path avoids what costs most in
+CPython: objects built per read (slotted answers, updated in place) and repeated passes over them
+(one pass asks, drops the "no match" ones and decides).
 """
 
 from __future__ import annotations
