@@ -12,6 +12,8 @@ TLS over TCP: its record version (0xfeXX) is rejected.
 
 from __future__ import annotations
 
+import struct
+
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.incremental import Resumable
 from passthru.identify.parsing import Malformed, Reader, Truncated, hostname
@@ -220,11 +222,8 @@ def highest_version(body: Reader) -> int | None:
     versions = body.vec8()
     if versions.remaining % 2:
         raise Malformed("odd supported_versions length")
-    offered = []
-    while versions.remaining:
-        version = versions.u16()
-        if not is_grease(version):
-            offered.append(version)
+    raw = versions.rest()
+    offered = [version for version in struct.unpack(f">{len(raw) // 2}H", raw) if not is_grease(version)]
     return max(offered) if offered else None
 
 
