@@ -3,7 +3,7 @@
 Times what the server does per connection once the first read is in: a fresh ``Identification``
 over the prepared built-ins, fed that read. Each case runs ``--rounds`` rounds of ``--number``
 connections and prints the median CPU time per connection, and with ``--by-identifier`` what each
-identifier the connection asks costs on its own (a fresh session fed the same bytes).
+candidate left by the prefilter costs on its own (a fresh session fed the same bytes).
 
     .venv/bin/python bench/identify_micro.py [--rounds 7] [--number 20000] [--by-identifier]
 
@@ -62,9 +62,12 @@ def main() -> None:
         cost = per_call(connection(prepared, data), args.number, args.rounds)
         print(f"{name:20s} {cost:6.2f} us  {outcome}")
         if args.by_identifier:
+            after_match = False
             for identifier in prepared.prefilter.candidates(data):
                 alone = per_call(lambda i=identifier, d=data: i.start()(d), args.number, args.rounds)
-                print(f"    {identifier.name:16s} {alone:6.2f} us")
+                note = "  (after the match: not asked)" if after_match else ""
+                print(f"    {identifier.name:16s} {alone:6.2f} us{note}")
+                after_match = after_match or identifier is decision.identifier
 
 
 if __name__ == "__main__":
