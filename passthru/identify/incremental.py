@@ -19,7 +19,7 @@ on time, to prove the cost is linear.
 from __future__ import annotations
 
 from passthru.identify.base import Fields
-from passthru.identify.parsing import VISIBLE_ASCII, Headers, Malformed, Truncated, is_printable_ascii
+from passthru.identify.parsing import VISIBLE_ASCII, Headers, Malformed, Truncated
 
 #: A header line starting with one of these (space, tab) continues the previous field's value.
 FOLD_STARTS = b" \t"
@@ -53,14 +53,6 @@ class LineScanner:
         if newline > start and data[newline - 1] == 0x0D:  # CRLF
             return data[start : newline - 1]
         return data[start:newline]
-
-
-def header_line(line: bytes, separator: bytes = b":") -> tuple[bytes, bytes]:
-    """One ``name: value`` line: the name lower-cased and visible ASCII, the value stripped."""
-    name, sep, value = line.partition(separator)
-    if not sep or not name or not is_printable_ascii(name):
-        raise Malformed("header line without a field name")
-    return name.lower(), value.strip()
 
 
 class HeaderLines:
@@ -171,9 +163,9 @@ class HeaderLines:
         lines.scanned = len(data) if pos == last + 1 else pos
 
     def _take(self, line: bytes) -> None:
-        """One non-empty line: a field, a folded continuation (lenient), or a line skipped
-        (lenient) or refused (strict) for not being ``name: value`` (as ``header_line``, inline:
-        this runs for every header line of every connection)."""
+        """One non-empty line: a field (``name: value``, the name visible ASCII and lower-cased,
+        the value stripped), a folded continuation (lenient), or a line skipped (lenient) or
+        refused (strict) for being neither."""
         if self.lenient and line[0] in FOLD_STARTS:
             if self.folds:
                 name, value = self.headers[-1]
