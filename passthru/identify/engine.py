@@ -143,7 +143,7 @@ class Identification:
         self.prepared = prepared
         self.answers: list[Answer] = [] if prepared is not None else [Answer(i) for i in ordered(identifiers)]
         self.errors: list[tuple[Identifier, str]] = []
-        self._open = self.answers  # those that have not said "no match", in order (a new list once any has)
+        self._open = self.answers  # those still to be heard, in order (a new list after each feed)
         self._decision: Decision | None = None
         self._wake = 0  # the fewest bytes any identifier still waiting asked for (0: none waits)
 
