@@ -45,7 +45,7 @@ class Classifier:
             self.guard = connection_guard(user)
 
     def classify(self, data: bytes, explain: bool) -> dict[str, Any]:
-        identification = Identification(self.identifiers, guard=self.guard, exhaustive=explain)
+        identification = Identification(self.identifiers, guard=self.guard)
         decision = identification.feed(data)
         result: dict[str, Any] = {
             "protocol": decision.protocol,

@@ -196,7 +196,7 @@ class RedisCommand(Resumable):
         return self.lines.examined
 
     def parse(self, data: bytes) -> Fields:
-        if peek_u8(data, 0) == ord("*"):
+        if data[:1] == b"*":
             return parse_resp(data)
         return parse_inline(data, self.lines)
 
@@ -216,24 +216,27 @@ def parse_resp(data: bytes) -> Fields:
 
 def parse_inline(data: bytes, lines: LineScanner) -> Fields:
     word = INLINE_WORD.match(data).group(0)  # type: ignore[union-attr]
-    if len(word) == len(data):
-        if not prefix_of_any(word.upper(), REDIS_COMMANDS):
+    end = len(word)
+    upper = word.upper()
+    if end == len(data):
+        if not prefix_of_any(upper, REDIS_COMMANDS):
             raise Malformed("not the start of a Redis command")
         raise Truncated(len(data) + 1)
-    if data[len(word)] not in b" \r\n":
+    after = data[end]
+    if after not in b" \r\n":
         raise Malformed("inline command is not a word")
     # Decided by the word alone, before waiting for the line end: "no match" must not turn into
     # "need more" when a CR or a space follows an unknown word (found by tests/fuzz/).
-    if word.upper() not in REDIS_COMMANDS or word.upper() in SHARED_WORDS:
+    if upper not in REDIS_COMMANDS or upper in SHARED_WORDS:
         raise Malformed("not a Redis command, or one other text protocols share")
     if word in LOWER_CASE_VERBS:
         raise Malformed("a lower-case verb of another line protocol")
-    if data[len(word)] != ord(" ") and word.upper() not in WITHOUT_ARGUMENTS:
+    if after != 0x20 and upper not in WITHOUT_ARGUMENTS:
         raise Malformed("a Redis command that needs arguments, alone on its line")
     line = lines.next(data, REDIS_MAX_INLINE)
     if OTHER_PROTOCOL_VERSION.fullmatch(line) or HTTP09.match(line) or not line.isascii():
         raise Malformed("a line of another text protocol")
-    return {"command": word.upper().decode("ascii"), "format": "inline"}
+    return {"command": upper.decode("ascii"), "format": "inline"}
 
 
 REDIS = Identifier(

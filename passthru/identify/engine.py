@@ -19,10 +19,12 @@ Cost. ``Identification`` is per-connection state, so it also holds each trusted 
 resumable session (``Identifier.session``, started on first use): the HTTP family, for one, then
 reads each new byte once instead of re-parsing the whole prefix on every read, and a client that
 trickles its bytes costs time linear in what it sent. Trusted identifiers are called directly;
-only untrusted ones (user files) go through ``guard``, which contains them. Identifiers after
-the first match in consultation order are not asked at all (rule 3: they cannot win over it):
-an HTTP request asks the one or two identifiers ahead of ``http``, not all six its first byte
-leaves possible.
+only untrusted ones (user files) go through ``guard``, which contains them. The server's engine
+(with a ``Prepared`` set) asks only the identifiers that have not already refused the connection's
+opening (``prefilter``), and none after the first match (rule 3: they cannot change the
+decision). Identification runs on every connection, so its own path avoids what costs most in
+CPython: objects built per read (slotted answers, updated in place) and repeated passes over them
+(one pass asks, drops the "no match" ones and decides).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from passthru.identify.base import Fields, Identifier, IdentifyFunc, check_verdict
+from passthru.identify.prefilter import Prefilter
 
 Guard = Callable[[Identifier, bytes], "Fields | int | None"]
 
@@ -40,9 +43,10 @@ def call_plain(identifier: Identifier, data: bytes) -> Fields | int | None:
     return identifier.identify(data)
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
-    """What one identifier said about the bytes so far (``verdict`` as in the base API)."""
+    """What one identifier said about the bytes so far (``verdict`` as in the base API; 0 before
+    it was first asked)."""
 
     identifier: Identifier
     verdict: Fields | int | None = 0
@@ -59,9 +63,11 @@ class Answer:
         return self.verdict if isinstance(self.verdict, int) else None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
-    """The outcome so far: a protocol and its fields, or how many bytes would help."""
+    """The outcome so far: a protocol and its fields, or how many bytes would help. Not to be
+    changed once made (not a frozen dataclass: one is made per read, and freezing costs twice
+    the time to build one)."""
 
     protocol: str | None
     fields: Fields
@@ -80,10 +86,10 @@ def ordered(identifiers: Iterable[Identifier]) -> list[Identifier]:
 
 class Prepared:
     """An identifier set made ready for many connections: in consultation order, and knowing,
-    for each first byte, which identifiers said "no match" to that byte alone. "No match" is
-    final by contract, so those need not be asked again for any connection starting with that
-    byte: most identifiers reject most first bytes, so a connection asks (and keeps state for)
-    a handful, not all.
+    for the first bytes a connection sends, which identifiers already said "no match" to them
+    (``prefilter.Prefilter``). "No match" is final by contract, so those need not be asked again
+    for any connection starting with those bytes: most identifiers reject most openings, so a
+    connection asks (and keeps state for) a handful, not all.
 
     Only trusted identifiers (built-ins and config rules) are pre-asked this way; user files are
     always asked, under their containment.
@@ -92,23 +98,15 @@ class Prepared:
     def __init__(self, identifiers: Sequence[Identifier]) -> None:
         self.source = identifiers
         self.order = ordered(identifiers)
-        self._candidates: dict[int, tuple[Identifier, ...]] = {}
+        self.prefilter = Prefilter(self.order)
 
     def candidates(self, first: int) -> tuple[Identifier, ...]:
         """The identifiers, in order, that a connection starting with this byte must ask."""
-        known = self._candidates.get(first)
-        if known is None:
-            data = bytes((first,))
-            known = tuple(i for i in self.order if not (i.trusted and _says_no(i, data)))
-            self._candidates[first] = known
-        return known
+        return self.prefilter.first_byte(first)
 
-
-def _says_no(identifier: Identifier, data: bytes) -> bool:
-    try:
-        return identifier.identify(data) is None
-    except Exception:  # a broken identifier is asked normally (and contained) per connection
-        return False
+    def answers(self, data: bytes) -> list[Answer]:
+        """Fresh answers for a connection whose first read is ``data`` (not empty)."""
+        return [Answer(identifier) for identifier in self.prefilter.candidates(data)]
 
 
 class Preparing:
@@ -125,72 +123,83 @@ class Preparing:
         return last
 
 
-@dataclass
 class Identification:
-    """Per-connection identification state: feed it the growing prefix, read the decision."""
+    """Per-connection identification state: feed it the growing prefix, read the decision.
 
-    identifiers: Sequence[Identifier]
-    guard: Guard = call_plain
-    prepared: Prepared | None = None  # then ``identifiers`` is ignored: the prepared set is used
-    #: Ask every identifier, even those behind a match (``passthru identify --explain``).
-    exhaustive: bool = False
-    answers: list[Answer] = field(init=False)
-    errors: list[tuple[Identifier, str]] = field(init=False, default_factory=list)
+    With a ``prepared`` set (the server's way), ``identifiers`` is ignored, the answers are made
+    at the first non-empty read for the prefiltered candidates only, and the identifiers after the
+    first match in consultation order are not asked: by rule 3 only those before it can still
+    change the decision (their ``answers`` keep the verdict 0, never asked). Without one (the
+    ``passthru identify`` command), every identifier is asked, so ``--explain`` shows them all.
+    """
 
-    def __post_init__(self) -> None:
-        # With a prepared set, the answers are made at the first byte, for its candidates only.
-        self.answers = [] if self.prepared is not None else [Answer(i) for i in ordered(self.identifiers)]
-        self._open = list(self.answers)  # those that have not said "no match", in order
+    __slots__ = ("_decision", "_open", "_wake", "answers", "errors", "guard", "identifiers", "prepared")
+
+    def __init__(
+        self, identifiers: Sequence[Identifier], guard: Guard = call_plain, prepared: Prepared | None = None
+    ) -> None:
+        self.identifiers = identifiers
+        self.guard = guard
+        self.prepared = prepared
+        self.answers: list[Answer] = [] if prepared is not None else [Answer(i) for i in ordered(identifiers)]
+        self.errors: list[tuple[Identifier, str]] = []
+        self._open = self.answers  # those still to be heard, in order (a new list after each feed)
         self._decision: Decision | None = None
-        self._wake = 0  # the fewest bytes any identifier still waiting asked for
+        self._wake = 0  # the fewest bytes any identifier still waiting asked for (0: none waits)
 
     def feed(self, data: bytes, final: bool = False) -> Decision:
         """Re-run the identifiers that could still change their mind on ``data``."""
-        if not final and self._decision is not None and len(data) < self._wake:
-            return self._decision  # nobody is due: a 16 KiB record trickling in asks no one
-        if not self.answers and data and self.prepared is not None:
-            self.answers = [Answer(i) for i in self.prepared.candidates(data[0])]
-            self._open = list(self.answers)
-        still_open: list[Answer] = []
-        waiting: list[int] = []  # bytes wanted by open identifiers ahead of any match
         size = len(data)
-        decision = None
-        for index, answer in enumerate(self._open):
+        if not final and size < self._wake and self._decision is not None:
+            return self._decision  # nobody is due: a 16 KiB record trickling in asks no one
+        if self.prepared is not None and not self.answers and size:
+            self.answers = self._open = self.prepared.answers(data)
+        still: list[Answer] = []
+        match: Answer | None = None
+        waiting = 0  # the fewest bytes asked for by an identifier ahead of the first match
+        wake = 0
+        for answer in self._open:
             verdict = answer.verdict
-            if not isinstance(verdict, dict) and size >= verdict:
+            if verdict.__class__ is int and verdict <= size:  # type: ignore[operator]
                 verdict = answer.verdict = self._ask(answer, data)
-                if verdict is None:
-                    continue
-            still_open.append(answer)
-            if decision is not None:
-                continue  # exhaustive: asked, but it cannot change the decision
-            if isinstance(verdict, dict):
-                if waiting and not final:
-                    decision = Decision(None, {}, min(waiting))
-                else:
-                    decision = Decision(answer.identifier.name, verdict, None, answer.identifier)
-                if not self.exhaustive:
-                    still_open.extend(self._open[index + 1 :])  # worse precedence: cannot change this
-                    break
+            if verdict is None:
                 continue
-            if verdict > 0:
-                waiting.append(verdict)
-        if decision is None:
-            decision = Decision(None, {}, min(waiting)) if waiting and not final else Decision(None, {}, None)
-        self._open = still_open
+            still.append(answer)
+            if verdict.__class__ is dict:
+                if match is None:
+                    match = answer
+                if self.prepared is not None:
+                    break  # those after the first match cannot change the decision: not asked
+            else:
+                if not wake or verdict < wake:  # type: ignore[operator]
+                    wake = verdict  # type: ignore[assignment]
+                if match is None and (not waiting or verdict < waiting):  # type: ignore[operator]
+                    waiting = verdict  # type: ignore[assignment]
+        self._open = still
+        self._wake = wake
+        if waiting and not final:
+            decision = Decision(None, {}, waiting)
+        elif match is not None:
+            decision = Decision(match.identifier.name, match.verdict, None, match.identifier)  # type: ignore[arg-type]
+        else:
+            decision = Decision(None, {}, None)
         self._decision = decision
-        self._wake = min(waiting, default=0)
         return decision
 
     def _ask(self, answer: Answer, data: bytes) -> Fields | int | None:
         identifier = answer.identifier
         try:
-            if identifier.trusted:
-                if answer.session is None:
-                    answer.session = identifier.start()
-                raw = answer.session(data)
-            else:
-                raw = self.guard(identifier, data)
+            if not identifier.trusted:
+                return check_verdict(identifier.name, data, self.guard(identifier, data))
+            session = answer.session
+            if session is None:  # ``identifier.start()``, inline: it runs for every candidate
+                factory = identifier.session
+                session = answer.session = identifier.identify if factory is None else factory()
+            raw = session(data)
+            # A trusted identifier's plain verdicts pass as they are (the property and fuzz tests
+            # hold the built-ins to the contract); anything else gets the full check.
+            if raw is None or (raw.__class__ is int and raw > len(data)) or raw.__class__ is dict:
+                return raw
             return check_verdict(identifier.name, data, raw)
         except Exception as exc:
             answer.error = f"{type(exc).__name__}: {exc}"

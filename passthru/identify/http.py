@@ -107,6 +107,13 @@ class Request(Resumable):
 
     PREFIXES: tuple[bytes, ...] = ()
     VERSIONS: dict[bytes, str] = {}
+    METHODS_BY_PREFIX: dict[bytes, str] = {}  # b"GET " -> "GET", from PREFIXES
+    METHOD_WIDTH = 0  # the longest prefix's length
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.METHODS_BY_PREFIX = {prefix: prefix[:-1].decode() for prefix in cls.PREFIXES}
+        cls.METHOD_WIDTH = max((len(prefix) for prefix in cls.PREFIXES), default=0)
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,14 +138,28 @@ class Request(Resumable):
     def request_line(self, data: bytes) -> Fields:
         """``METHOD SP target SP version`` with a known method and version."""
         if self.method is None:
-            self.method = expect_one_of(data, self.PREFIXES)[:-1].decode()
-        parts = REQUEST_LINE_GAPS.split(self.line.next(data, MAX_REQUEST_LINE))
-        if len(parts) != 3 or not parts[1] or not is_printable_ascii(parts[1]):
-            raise Malformed("request line is not METHOD SP target SP version")
+            self.method = self.known_method(data)
+        line = self.line.next(data, MAX_REQUEST_LINE)
+        parts = line.split(b" ")
+        if len(parts) != 3 or b"\t" in line or not all(parts):  # not one space apart: split as servers do
+            parts = REQUEST_LINE_GAPS.split(line)
+            if len(parts) != 3 or not parts[1]:
+                raise Malformed("request line is not METHOD SP target SP version")
+        target = parts[1]
+        if not is_printable_ascii(target):
+            raise Malformed("request target is not visible ASCII")
         version = self.VERSIONS.get(parts[2])
         if version is None:
             raise Malformed("unknown protocol version")
-        return self.start(self.method, parts[1].decode("ascii"), version)
+        return self.start(self.method, target.decode("ascii"), version)
+
+    @classmethod
+    def known_method(cls, data: bytes) -> str:
+        """The method ``data`` starts with (``expect_one_of`` over ``PREFIXES``, looked up by the
+        first word first: the method names all end at their space, so none is another's prefix)."""
+        space = data.find(b" ", 0, cls.METHOD_WIDTH)
+        method = cls.METHODS_BY_PREFIX.get(data[: space + 1]) if space > 0 else None
+        return method if method is not None else expect_one_of(data, cls.PREFIXES)[:-1].decode()
 
     def start(self, method: str, target: str, version: str) -> Fields:
         raise NotImplementedError
@@ -170,7 +191,9 @@ def request_host(raw_host: bytes | None, method: str, target: str) -> str | None
     """The host the request names: its Host header, else its target's authority; None when
     neither parses (the request is still HTTP, it just has no ``host`` to route on)."""
     try:
-        host = split_host_port(raw_host.decode("latin-1")) if raw_host else target_host(method, target)
+        if raw_host:
+            return split_host_port(raw_host.decode("latin-1")) or None  # already a ``hostname``
+        host = target_host(method, target)
         return hostname(host.encode()) if host else None
     except Malformed:
         return None

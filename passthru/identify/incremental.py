@@ -19,7 +19,10 @@ on time, to prove the cost is linear.
 from __future__ import annotations
 
 from passthru.identify.base import Fields
-from passthru.identify.parsing import Headers, Malformed, Truncated, is_printable_ascii, verdict
+from passthru.identify.parsing import VISIBLE_ASCII, Headers, Malformed, Truncated
+
+#: A header line starting with one of these (space, tab) continues the previous field's value.
+FOLD_STARTS = b" \t"
 
 
 class LineScanner:
@@ -36,26 +39,20 @@ class LineScanner:
     def next(self, data: bytes, max_length: int) -> bytes:
         """The next complete line. Truncated while it has not ended and could still fit;
         Malformed when it is longer than ``max_length``."""
-        limit = min(len(data), self.start + max_length + 1)
-        newline = data.find(b"\n", self.scanned, limit) if self.scanned < limit else -1
+        start = self.start
+        newline = data.find(b"\n", self.scanned, start + max_length + 1)  # empty range: -1
         if newline < 0:
+            limit = min(len(data), start + max_length + 1)
             self.examined += max(0, limit - self.scanned)
             self.scanned = max(self.scanned, limit)
-            if len(data) - self.start > max_length:
+            if len(data) - start > max_length:
                 raise Malformed("line too long")
             raise Truncated(len(data) + 1)
         self.examined += newline + 1 - self.scanned
-        line = data[self.start : newline]
         self.start = self.scanned = newline + 1
-        return line[:-1] if line.endswith(b"\r") else line
-
-
-def header_line(line: bytes, separator: bytes = b":") -> tuple[bytes, bytes]:
-    """One ``name: value`` line: the name lower-cased and visible ASCII, the value stripped."""
-    name, sep, value = line.partition(separator)
-    if not sep or not name or not is_printable_ascii(name):
-        raise Malformed("header line without a field name")
-    return name.lower(), value.strip()
+        if newline > start and data[newline - 1] == 0x0D:  # CRLF
+            return data[start : newline - 1]
+        return data[start:newline]
 
 
 class HeaderLines:
@@ -115,6 +112,8 @@ class HeaderLines:
 
     def read(self, data: bytes) -> Headers:
         """The headers, once the block ended or was capped; Truncated until then."""
+        if not (self.ended or self.capped):
+            self._read_arrived(data)
         while not (self.ended or self.capped):
             try:
                 if self.lines.start - self.start > self.max_block:
@@ -134,20 +133,52 @@ class HeaderLines:
                 self.capped = True
         return self.headers
 
-    def _take(self, line: bytes) -> None:
-        if not self.lenient:
-            self.headers.append(header_line(line, self.separator))
+    def _read_arrived(self, data: bytes) -> None:
+        """Read every line that has fully arrived with one split (the usual case: the whole block
+        came in one read), stopping before a line the loop in ``read`` must judge (one over
+        ``max_line``, or past ``max_block``). Each byte is looked at twice at most: once by the
+        search for the last line end (only bytes not searched before), once by the split."""
+        lines = self.lines
+        last = data.rfind(b"\n", lines.scanned)
+        lines.examined += len(data) - lines.scanned
+        if last < 0:
+            lines.scanned = len(data)  # no line end in what arrived since the last search
             return
-        if line[:1] in (b" ", b"\t"):
+        pos = lines.start
+        lines.examined += last - pos
+        for raw in data[pos:last].split(b"\n"):
+            if len(raw) > self.max_line or pos - self.start > self.max_block:
+                lines.start = lines.scanned = pos  # the loop in ``read`` takes it from here
+                return
+            pos += len(raw) + 1
+            lines.start = pos
+            if not raw or raw == b"\r":
+                self.ended = True
+                break
+            self.count += 1
+            self._take(raw[:-1] if raw[-1] == 13 else raw)
+            if self.max_lines is not None and self.count >= self.max_lines:
+                self.capped = True
+                break
+        lines.scanned = len(data) if pos == last + 1 else pos
+
+    def _take(self, line: bytes) -> None:
+        """One non-empty line: a field (``name: value``, the name visible ASCII and lower-cased,
+        the value stripped), a folded continuation (lenient), or a line skipped (lenient) or
+        refused (strict) for being neither."""
+        if self.lenient and line[0] in FOLD_STARTS:
             if self.folds:
                 name, value = self.headers[-1]
                 self.headers[-1] = (name, b" ".join(part for part in (value, line.strip()) if part))
             return
-        try:
-            self.headers.append(header_line(line, self.separator))
+        name, sep, value = line.partition(self.separator)
+        if sep and name and not name.translate(None, VISIBLE_ASCII):
+            self.headers.append((name.lower(), value.strip()))
             self.folds = True
-        except Malformed:  # not a field: the server skips it or answers 400, the request is still HTTP
+        elif self.lenient:  # not a field: the server skips it or answers 400, the request is still HTTP
             self.folds = False
+        else:
+            raise Malformed("header line without a field name")
 
 
 _UNDECIDED = object()
@@ -179,9 +210,13 @@ class Resumable:
         self._seen = len(data)
         if self._final is not _UNDECIDED:  # a final verdict stands; parse state may be spent
             return dict(self._final) if isinstance(self._final, dict) else None
-        result = verdict(self.parse, data)
-        if not isinstance(result, int):
-            self._final = result
+        try:
+            result = self.parse(data)
+        except Truncated as short:
+            return max(short.needed, len(data) + 1)
+        except Malformed:
+            result = None
+        self._final = result
         return result
 
     @classmethod

@@ -30,12 +30,14 @@ class Reader:
     returning short slices. ``end`` is where the enclosing structure says it stops; reading past
     it is ``Malformed`` when the structure is complete, ``Truncated`` when the data is short."""
 
-    __slots__ = ("data", "end", "pos")
+    __slots__ = ("data", "end", "limit", "pos")
 
     def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
         self.data = data
         self.pos = start
         self.end = end  # declared end of the structure, may lie beyond len(data)
+        # Reads up to here need no further check (one comparison per field on the usual path).
+        self.limit = len(data) if end is None or end > len(data) else end
 
     @property
     def remaining(self) -> int:
@@ -46,9 +48,9 @@ class Reader:
     def _take(self, n: int) -> int:
         start = self.pos
         stop = start + n
-        if self.end is not None and stop > self.end:
-            raise Malformed(f"field of {n} bytes overruns its enclosing length")
-        if stop > len(self.data):
+        if stop > self.limit:
+            if self.end is not None and stop > self.end:
+                raise Malformed(f"field of {n} bytes overruns its enclosing length")
             raise Truncated(stop)
         self.pos = stop
         return start
@@ -58,7 +60,7 @@ class Reader:
 
     def u16(self) -> int:
         start = self._take(2)
-        return int.from_bytes(self.data[start : start + 2], "big")
+        return self.data[start] << 8 | self.data[start + 1]
 
     def u24(self) -> int:
         start = self._take(3)
@@ -311,7 +313,10 @@ Headers = list[tuple[bytes, bytes]]
 
 def first_header(headers: Headers, name: bytes) -> bytes | None:
     """The value of the first header called ``name`` (lower case), or None."""
-    return next((value for key, value in headers if key == name), None)
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def ip_text(raw: bytes) -> str:

@@ -12,6 +12,8 @@ TLS over TCP: its record version (0xfeXX) is rejected.
 
 from __future__ import annotations
 
+import struct
+
 from passthru.identify.base import DEFAULT_PRECEDENCE, HOST, TEXT, Fields, Identifier
 from passthru.identify.incremental import Resumable
 from passthru.identify.parsing import Malformed, Reader, Truncated, hostname
@@ -24,6 +26,7 @@ MAX_HELLO = 2**16  # a ClientHello longer than this is not something a real clie
 EXT_SERVER_NAME = 0
 EXT_ALPN = 16
 EXT_SUPPORTED_VERSIONS = 43
+EXTENSIONS_READ = frozenset({EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS})
 
 VERSION_NAMES = {0x0300: "3.0", 0x0301: "1.0", 0x0302: "1.1", 0x0303: "1.2", 0x0304: "1.3"}
 
@@ -154,24 +157,41 @@ def client_hello_fields(payload: bytes) -> Fields:
     extensions = hello.vec16()
     if hello.remaining:
         raise Malformed("bytes after the extensions")
-    seen: set[int] = set()
-    while extensions.remaining:
-        ext_type = extensions.u16()
-        body = extensions.vec16()
-        if ext_type in seen:
-            raise Malformed("duplicate extension")  # RFC 8446 4.2: MUST NOT repeat
-        seen.add(ext_type)
-        if ext_type == EXT_SERVER_NAME and body.remaining:
-            sni = server_name(body)
+    found = extension_bounds(payload, extensions.pos, extensions.remaining)
+    if len({ext_type for ext_type, _, _ in found}) != len(found):
+        raise Malformed("duplicate extension")  # RFC 8446 4.2: MUST NOT repeat
+    for ext_type, start, end in found:
+        if ext_type not in EXTENSIONS_READ:
+            continue
+        if ext_type == EXT_SERVER_NAME and end > start:
+            sni = server_name(Reader(payload, start, end))
             if sni is not None:
                 fields["sni"] = sni
         elif ext_type == EXT_ALPN:
-            fields["alpn"] = alpn_protocols(body)
+            fields["alpn"] = alpn_protocols(Reader(payload, start, end))
         elif ext_type == EXT_SUPPORTED_VERSIONS:
-            best = highest_version(body)
+            best = highest_version(Reader(payload, start, end))
             if best is not None:
                 fields["version"] = VERSION_NAMES.get(best, f"0x{best:04x}")
     return fields
+
+
+def extension_bounds(payload: bytes, pos: int, length: int) -> list[tuple[int, int, int]]:
+    """(type, body start, body end) of each extension in ``payload[pos:pos + length]`` (all of
+    it has arrived): a hello carries a dozen or more, and only three are read, so the list is
+    walked with plain integers rather than a ``Reader`` per extension."""
+    end = pos + length
+    found = []
+    while pos < end:
+        start = pos + 4
+        if start > end:
+            raise Malformed("extension header overruns the extension list")
+        ext_type = payload[pos] << 8 | payload[pos + 1]
+        pos = start + (payload[pos + 2] << 8 | payload[pos + 3])
+        if pos > end:
+            raise Malformed("extension overruns the extension list")
+        found.append((ext_type, start, pos))
+    return found
 
 
 def server_name(body: Reader) -> str | None:
@@ -202,11 +222,8 @@ def highest_version(body: Reader) -> int | None:
     versions = body.vec8()
     if versions.remaining % 2:
         raise Malformed("odd supported_versions length")
-    offered = []
-    while versions.remaining:
-        version = versions.u16()
-        if not is_grease(version):
-            offered.append(version)
+    raw = versions.rest()
+    offered = [version for version in struct.unpack(f">{len(raw) // 2}H", raw) if not is_grease(version)]
     return max(offered) if offered else None
 
 

@@ -88,26 +88,3 @@ def test_prepared_sets_decide_exactly_like_asking_everyone() -> None:
             for end in range(1, len(chunk) + 1, 7):
                 assert plain.feed(chunk[:end]) == prepared.feed(chunk[:end]), chunk[:end]
             assert plain.feed(chunk, final=True) == prepared.feed(chunk, final=True), chunk
-
-
-def test_identifiers_behind_a_match_are_not_asked() -> None:
-    """Rule 3 means nothing of worse precedence can win over a match: those identifiers are not
-    asked (an HTTP request then costs the identifiers ahead of http, not every candidate)."""
-    asked: list[str] = []
-
-    def recording(identifier: Identifier) -> Identifier:
-        def check(data: bytes):
-            asked.append(identifier.name)
-            return identifier.identify(data)
-
-        return Identifier(identifier.name, check, identifier.precedence)
-
-    behind = recording(prefix_identifier("behind", b"ABC", GENERIC_PRECEDENCE + 1))
-    state = Identification([recording(GENERIC), recording(SPECIFIC), behind])
-    assert state.feed(b"AB").bytes_needed == 4  # specific waits: generic's match is not final yet
-    assert asked == ["specific", "generic"]
-    asked.clear()
-    assert state.feed(b"ABCD").protocol == "specific"
-    assert asked == ["specific"]  # generic already matched; behind was never needed
-    assert identify([recording(GENERIC), behind], b"ABC", final=True).protocol == "generic"
-    assert "behind" not in asked
