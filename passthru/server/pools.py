@@ -1,6 +1,6 @@
-"""Pools of pipes (for splice) and buffers (for the copy path), lent only while bytes are in
-flight so that idle connections hold neither. A process relays one chunk at a time per
-connection, so a small pool serves thousands of connections."""
+"""A pool of pipes (for splice), lent only while bytes are in flight so that idle connections
+hold none. A process relays one chunk at a time per connection, so a small pool serves
+thousands of connections."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import contextlib
 import fcntl
 import os
 
-#: Free pipes/buffers kept for reuse; more than this are closed/dropped when given back.
+#: Free pipes kept for reuse; more than this are closed when given back.
 KEEP = 256
 PIPE_SIZE = 256 * 1024
 
@@ -46,16 +46,3 @@ class PipePool:
     def _close(pipe: tuple[int, int]) -> None:
         os.close(pipe[0])
         os.close(pipe[1])
-
-
-class BufferPool:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.free: list[bytearray] = []
-
-    def take(self) -> bytearray:
-        return self.free.pop() if self.free else bytearray(self.size)
-
-    def give_back(self, buffer: bytearray) -> None:
-        if len(self.free) < KEEP:
-            self.free.append(buffer)

@@ -3,8 +3,12 @@
 The relay runs on the hub's io watcher callbacks, not in a greenlet: once a connection is
 identified and dialed, its handler greenlet ends and an idle relayed connection holds no
 greenlet, no stack, no buffer and no pipe — just two sockets and this small object. Bytes
-move with ``os.splice`` through a pipe taken from a pool only while they are in flight
-(zero-copy on Linux), or through a pooled buffer where splice is not available. On end-of-file
+are read into one scratch buffer of the process and written out in the same callback (a copy of
+what the destination did not take is kept); once a read fills that buffer the direction is bulk
+and moves with ``os.splice`` through a pipe taken from a pool only while bytes are in flight
+(zero-copy on Linux; ``PASSTHRU_RELAY=copy`` or a shortage of descriptors keep copying). Most
+connections move a few KiB, for which a read and a write cost no more than two splices and no
+pipe. On end-of-file
 from one side the other side's write half is shut down (half-close) and the opposite direction
 keeps going. A reset on one side is passed on as a reset to the other (SO_LINGER 0, applied by
 the connection, which owns and closes both sockets), so a truncated transfer never looks like a
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from gevent import get_hub
 
 from passthru.server.lifecycle import End
-from passthru.server.pools import BufferPool, PipePool
+from passthru.server.pools import PipePool
 from passthru.server.watchers import READ, WRITE, dispose, io
 
 CHUNK = 256 * 1024
@@ -45,7 +49,10 @@ USE_SPLICE = hasattr(os, "splice") and os.environ.get("PASSTHRU_RELAY", "splice"
 WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 
 PIPES = PipePool()
-BUFFERS = BufferPool(CHUNK)
+#: What every connection of the process reads into, and writes from, within one callback.
+SCRATCH_SIZE = 64 * 1024
+SCRATCH_BUFFER = bytearray(SCRATCH_SIZE)
+SCRATCH = memoryview(SCRATCH_BUFFER)
 
 
 class PeerReset(Exception):
@@ -59,20 +66,22 @@ class PeerReset(Exception):
 
 @dataclass(slots=True)
 class Direction:
-    """One direction: source fd -> (pipe or buffer) -> destination fd."""
+    """One direction: source -> (the scratch buffer, or a pipe once it is bulk) -> destination."""
 
     source: socket.socket
     destination: socket.socket
     source_side: str
     destination_side: str
-    use_splice: bool
+    use_splice: bool  # may go bulk (splice through a pipe) when a read fills the scratch buffer
     moved: int = 0
     done: bool = False
     eof: bool = False
     hold_eof: bool = False  # report the source's end instead of half-closing the destination
+    bulk: bool = False  # a read filled the scratch buffer: splice from now on
     pipe: tuple[int, int] | None = None
     in_pipe: int = 0
-    buffer: bytearray | None = None
+    #: Bytes read and not yet written: a view of the scratch buffer within one ``step``, else
+    #: bytes of their own (``keep``).
     pending: memoryview | None = field(default=None, repr=False)
     read_watcher: object = field(default=None, repr=False)
     write_watcher: object = field(default=None, repr=False)
@@ -85,15 +94,16 @@ class Direction:
     def step(self) -> int:
         """Move what can move now. Returns READ or WRITE (what to wait for), or 0 (done, or
         out of budget for this turn: call again after yielding)."""
-        budget = TURN_BUDGET
         if self.preamble is not None:
             # The client sent what it had (the prefix): wait for more rather than read nothing.
             return READ if self.write_preamble() else WRITE
+        budget = TURN_BUDGET
         drained = False
         while budget > 0:
-            if self.has_pending():
+            if self.in_pipe or self.pending is not None:
                 written = self.write_pending()
                 if written is None:
+                    self.keep()
                     return WRITE
                 self.moved += written
                 budget -= written
@@ -113,7 +123,8 @@ class Direction:
                 return READ
             if got == 0:
                 self.eof = True
-            drained = got < CHUNK
+            drained = got < (CHUNK if self.pipe is not None else SCRATCH_SIZE)
+        self.keep()
         return 0
 
     # -- waiting --------------------------------------------------------------------------
@@ -144,7 +155,7 @@ class Direction:
             dispose(self.write_watcher)
             self.write_watcher = None
 
-    # -- splice or buffer primitives --------------------------------------------------------
+    # -- primitives -------------------------------------------------------------------------
     def write_preamble(self) -> bool:
         """Write the preamble: True once all of it is out, False if the destination is full."""
         assert self.preamble is not None
@@ -158,26 +169,27 @@ class Direction:
         return self.preamble is None
 
     def has_pending(self) -> bool:
-        return self.in_pipe > 0 if self.use_splice else self.pending is not None
+        return self.in_pipe > 0 or self.pending is not None
 
     def read_some(self) -> int | None:
-        """Read from the source into the pipe/buffer: bytes read, 0 at EOF, None if none yet."""
-        src = self.source.fileno()
-        if self.use_splice and self.pipe is None:
+        """Read from the source: bytes read, 0 at EOF, None if none yet. Into the process's
+        scratch buffer (what most connections move is a few KiB, and a read and a write cost
+        no more than two splices), or, once a read has filled it, into a pipe (zero-copy)."""
+        if self.bulk and self.pipe is None:
             try:
                 self.pipe = PIPES.take()
-            except OSError:  # no descriptors left for a pipe (EMFILE): this direction copies instead
-                self.use_splice = False
+            except OSError:  # no descriptors left for a pipe (EMFILE): this direction copies
+                self.bulk = False
         try:
-            if self.use_splice:
-                assert self.pipe is not None
-                n = os.splice(src, self.pipe[1], CHUNK, flags=SPLICE_FLAGS)
+            if self.pipe is not None:
+                n = os.splice(self.source.fileno(), self.pipe[1], CHUNK, flags=SPLICE_FLAGS)
                 self.in_pipe = n
             else:
-                if self.buffer is None:
-                    self.buffer = BUFFERS.take()
-                n = os.readv(src, [self.buffer])
-                self.pending = memoryview(self.buffer)[:n] if n else None
+                n = self.source.recv_into(SCRATCH)
+                if n:
+                    self.pending = SCRATCH[:n]
+                    if n == SCRATCH_SIZE and self.use_splice:
+                        self.bulk = True
         except OSError as exc:
             if exc.errno in WOULD_BLOCK:
                 self.release()
@@ -189,34 +201,35 @@ class Direction:
 
     def write_pending(self) -> int | None:
         """Write what is held to the destination: bytes written, or None if it would block."""
-        dst = self.destination.fileno()
         try:
-            if self.use_splice:
+            if self.in_pipe:
                 assert self.pipe is not None
-                n = os.splice(self.pipe[0], dst, self.in_pipe, flags=SPLICE_FLAGS)
+                n = os.splice(self.pipe[0], self.destination.fileno(), self.in_pipe, flags=SPLICE_FLAGS)
                 self.in_pipe -= n
                 if self.in_pipe == 0:
                     self.release()
             else:
                 assert self.pending is not None
-                n = os.write(dst, self.pending)
+                n = self.destination.send(self.pending)
                 self.pending = self.pending[n:] if n < len(self.pending) else None
-                if self.pending is None:
-                    self.release()
         except OSError as exc:
             if exc.errno in WOULD_BLOCK:
                 return None
             raise PeerReset(self.destination_side, describe(exc)) from exc
         return n
 
+    def keep(self) -> None:
+        """Bytes still held when this step returns leave the scratch buffer (which the next
+        read of any connection overwrites) for a copy of their own."""
+        pending = self.pending
+        if pending is not None and pending.obj is SCRATCH_BUFFER:
+            self.pending = memoryview(bytes(pending))
+
     def release(self) -> None:
-        """Give the pipe or buffer back once it holds nothing (an idle direction holds none)."""
+        """Give the pipe back once it holds nothing (an idle direction holds none)."""
         if self.pipe is not None and self.in_pipe == 0:
             PIPES.give_back(self.pipe)
             self.pipe = None
-        if self.buffer is not None and self.pending is None:
-            BUFFERS.give_back(self.buffer)
-            self.buffer = None
 
     def discard(self) -> None:
         """At the end of a failed relay: close a pipe that may still hold bytes."""
@@ -226,10 +239,7 @@ class Direction:
             else:
                 PIPES.give_back(self.pipe)
             self.pipe = None
-        if self.buffer is not None:
-            BUFFERS.give_back(self.buffer)
-            self.buffer = None
-            self.pending = None
+        self.pending = None
 
     def finish(self) -> None:
         if not self.last:
