@@ -160,7 +160,7 @@ class Connection:
         self.route: Route | None = None
         self.balancer: Balancer | None = None
         self.endpoint: Endpoint | None = None
-        self.tried: set[Endpoint] = set()
+        self.tried: tuple[Endpoint, ...] = ()  # a route has a few backends: no hashing
         self.attempts: list[tuple[Endpoint, str]] = []
         self.upstream: socket.socket | None = None
         self.relay: Relay | None = None
@@ -499,7 +499,7 @@ class Connection:
         for endpoint in self.balancer.order(self.source):
             if endpoint in self.tried:
                 continue
-            self.tried.add(endpoint)
+            self.tried += (endpoint,)
             try:
                 sock = start_connect(endpoint, transparent)
             except OSError as exc:
@@ -693,8 +693,7 @@ class Connection:
         self.upstream = self.endpoint = None
 
     def _relay_done(self, relay: Relay, result: RelayResult) -> None:
-        """Called by the relay (in the hub) when it ends."""
-        self.context.counting.relay_over(relay)
+        """Called by the relay (in the hub) when it ends (``close`` stops counting it)."""
         self.record.bytes_up = len(self.data) + result.bytes_up
         self.record.bytes_down = result.bytes_down
         self.reset_client = result.reset == "client"
@@ -746,7 +745,7 @@ class Connection:
         self._identified()
         if self.relay is not None:
             if self.relay.ended is None:
-                self.relay.stop(end.value)
+                self.relay.stop(end)
             self.context.counting.relay_over(self.relay)
             self.relay = None
         if self.upstream is not None:
@@ -755,7 +754,7 @@ class Connection:
                 self.balancer.release(self.endpoint)  # least_conn counts open connections
         _close(self.client, self.reset_client)
         self.context.counting.closed(self)
-        self.record.ended = end.value
+        self.record.ended = end  # an End is its own text (StrEnum)
         self.record.duration = time.monotonic() - self.started
         self.context.observers.closed(self)
 

@@ -47,7 +47,10 @@ class Resolver:
 
     def address(self, endpoint: Endpoint) -> tuple[int, tuple]:
         """``(family, sockaddr)`` to dial now: the latest lookup, or the one made at load."""
-        return self.current.get(endpoint, (endpoint.family, endpoint.sockaddr))
+        current = self.current
+        if current:  # only names are looked up again; most configs dial addresses
+            return current.get(endpoint, (endpoint.family, endpoint.sockaddr))
+        return endpoint.family, endpoint.sockaddr
 
     def apply(self, config: Config) -> None:
         """Follow the names of this config (called at start and after each reload)."""

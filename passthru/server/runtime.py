@@ -27,7 +27,7 @@ def listener_key(listener: Listener) -> tuple:
 def connection_guard(user: UserIdentifiers | None) -> Guard:
     """The engine's guard for one connection: built-ins and config rules are called directly,
     user files through their containment, which also bounds their total time per connection."""
-    if user is None:
+    if user is None or not user.current():  # no user files serving: nothing to contain
         return call_plain
     contained = user.connection_guard()
 

@@ -9,6 +9,7 @@ new ones, never a mix; listeners are started or stopped to match the new ``liste
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import signal
@@ -106,6 +107,10 @@ class Service:
         self.last_reload = ReloadResult(time.time(), True)
         self.status.start()
         metrics.started()
+        # What start-up made (modules, config, identifiers) lives as long as the process: moved
+        # out of the collector's sight, a full collection no longer walks it (it did every few
+        # thousand connections, which cost about 2 µs per connection).
+        gc.freeze()
         notify(READY)  # every listener is bound
 
     def sync_listeners(self, config: Config) -> None:
