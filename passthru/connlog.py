@@ -15,7 +15,7 @@ import gevent
 log = logging.getLogger("passthru.connection")
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionRecord:
     """What an operator wants to know about a connection once it is over."""
 

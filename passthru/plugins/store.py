@@ -114,7 +114,9 @@ class UserIdentifiers:
         self._poll_interval = poll_interval
         self._files: dict[Path, _File] = {}
         self._snapshot: tuple[Identifier, ...] = ()
-        self._combined: tuple[tuple[Identifier, ...], tuple[Identifier, ...], tuple[Identifier, ...]] | None = None
+        self._combined: tuple[tuple[Identifier, ...], tuple[Identifier, ...] | None, tuple[Identifier, ...]] | None = (
+            None
+        )
         self._callbacks: list[Callable[[], None]] = []
         self._watcher: DirectoryWatcher | None = None
 
@@ -129,14 +131,15 @@ class UserIdentifiers:
 
     def combined(self, builtins: Iterable[Identifier] = BUILTINS) -> tuple[Identifier, ...]:
         """The user identifiers plus the built-ins whose names no user file took."""
-        builtins = tuple(builtins)
         snapshot = self._snapshot
         cached = self._combined
-        if cached is not None and cached[0] is snapshot and cached[1] == builtins:
-            return cached[2]
+        if cached is not None and cached[0] is snapshot and cached[1] is builtins:
+            return cached[2]  # every connection asks: the same objects as last time
+        given = builtins if isinstance(builtins, tuple) else None  # a tuple cannot change
+        builtins = tuple(builtins)
         taken = {i.name for i in snapshot}
         result = snapshot + tuple(b for b in builtins if b.name not in taken)
-        self._combined = (snapshot, builtins, result)
+        self._combined = (snapshot, given, result)
         return result
 
     def statuses(self) -> list[IdentifierStatus]:

@@ -84,7 +84,7 @@ class ConnectionContext:
         Connection(self, client, address, listener_key, listener_text).start()
 
 
-@dataclass
+@dataclass(slots=True)
 class Prefix:
     """The bytes read before routing and why reading stopped."""
 
