@@ -73,6 +73,9 @@ class PassthruProcess:
         self.stopped_with: str | None = None  # the first stop's outcome, checked once
 
     def start(self) -> PassthruProcess:
+        """Start (or start again, after ``stop``: the new process is stopped and judged anew,
+        so a restarted process is never left running after its test)."""
+        self.stopped_with = None
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
