@@ -94,7 +94,7 @@ class Containment:
         """One contained call, with no bookkeeping (samples use this directly)."""
         path = identifier.source
         limited = self.limit.can_interrupt()
-        started = perf_counter()
+        started = 0.0 if limited else perf_counter()  # a limited call is stopped at the budget
         try:
             raw = self.limit.call(identifier.identify, data, budget)
             verdict = check_verdict(identifier.name, data, raw)
@@ -105,9 +105,10 @@ class Containment:
             raise self._timeout(path, user_line(exc, path), budget) from None
         except (Exception, SystemExit) as exc:
             raise IdentifierFailed(path, user_line(exc, path), describe(exc)) from None
-        elapsed = perf_counter() - started
-        if elapsed > budget and not limited:
-            raise self._timeout(path, None, budget, elapsed)
+        if not limited:
+            elapsed = perf_counter() - started
+            if elapsed > budget:
+                raise self._timeout(path, None, budget, elapsed)
         return verdict
 
     @staticmethod
