@@ -49,6 +49,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from passthru.signal_mask import alarm_blocked
+
 RELEVANT_EVENTS = frozenset({"created", "moved", "deleted", "closed"})
 #: The events asked of the kernel: what can complete, replace or remove a file (see above).
 WATCHED_EVENTS = [
@@ -124,9 +126,10 @@ class DirectoryWatcher:
                 self.poll_interval,
             )
         else:
-            self._observer = Observer()
-            self._observer.daemon = True
-            self._observer.start()
+            with alarm_blocked():  # the observer's threads (its constructor starts one too)
+                self._observer = Observer()
+                self._observer.daemon = True
+                self._observer.start()
             self._ensure_watch()
         self._poller = gevent.spawn(self._poll)
 
@@ -195,12 +198,13 @@ class DirectoryWatcher:
             if key == self._watched:
                 return
             self._observer.unschedule_all()
-            self._observer.schedule(
-                _Forward(str(self.directory), self._send, self._relevant),
-                str(target),
-                recursive=False,
-                event_filter=WATCHED_EVENTS,
-            )
+            with alarm_blocked():  # schedule() starts the emitter's threads
+                self._observer.schedule(
+                    _Forward(str(self.directory), self._send, self._relevant),
+                    str(target),
+                    recursive=False,
+                    event_filter=WATCHED_EVENTS,
+                )
             self._watched = key
         except OSError as exc:
             self._watched = None
