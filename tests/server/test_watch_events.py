@@ -55,3 +55,38 @@ def test_reads_and_appends_beside_the_config_never_reach_us(tmp_path: Path, monk
     finally:
         watcher.stop()
         log_file.close()
+
+
+def blocked_signals(thread_id: int) -> int:
+    """The thread's blocked-signal mask, from the kernel."""
+    for line in Path(f"/proc/self/task/{thread_id}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk for thread {thread_id}")
+
+
+def test_watcher_threads_never_take_the_alarm(tmp_path: Path) -> None:
+    """The user identifiers' time limit ticks with SIGALRM; a watcher thread that could receive
+    it would wake up and take the GIL from the hub. Every thread the watcher starts blocks it,
+    and the main thread does not."""
+    import signal
+    import threading
+
+    before = {thread.native_id for thread in threading.enumerate()}
+    watcher = DirectoryWatcher(
+        tmp_path,
+        lambda: None,
+        log=logging.getLogger("test"),
+        relevant=lambda name: name == "config.yaml",
+        files=lambda _directory: [],
+    )
+    watcher.start()
+    try:
+        started = [thread.native_id for thread in threading.enumerate() if thread.native_id not in before]
+        assert started, "the watcher started no thread"
+        alarm = 1 << (signal.SIGALRM - 1)
+        for thread_id in started:
+            assert blocked_signals(thread_id) & alarm, f"thread {thread_id} may receive SIGALRM"
+        assert not blocked_signals(threading.main_thread().native_id) & alarm
+    finally:
+        watcher.stop()
