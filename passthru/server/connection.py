@@ -250,19 +250,18 @@ class Connection:
         if self._read_watcher is not None:
             dispose(self._read_watcher)
             self._read_watcher = None
-        if self._timer is not None:
-            self._stop_timer()
+        self._stop_timer()
 
     def _pause_reading(self) -> None:
         """Stop watching the client, but keep its watcher: the relay reads the client with it."""
         if self._read_watcher is not None:
             self._read_watcher.stop()
-        if self._timer is not None:
-            self._stop_timer()
+        self._stop_timer()
 
     def _stop_timer(self) -> None:
-        dispose(self._timer)
-        self._timer = None
+        if self._timer is not None:
+            dispose(self._timer)
+            self._timer = None
 
     @property
     def _identify_deadline(self) -> float:
@@ -521,8 +520,7 @@ class Connection:
         if self._upstream_watcher is not None:
             dispose(self._upstream_watcher)
             self._upstream_watcher = None
-        if self._timer is not None:
-            self._stop_timer()
+        self._stop_timer()
 
     def _sent_at_once(self) -> bool:
         """Send the preamble right after ``connect()``: a backend on this host has usually
