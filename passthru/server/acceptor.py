@@ -64,10 +64,9 @@ class Acceptor:
         self._watcher.start(self._accept_some)
 
     def _accept_some(self) -> None:
-        limits = self.limits()
-        limited = limits.max_connections is not None or self.max_connections is not None
+        limits = self.limits()  # once per wake-up: it is the same config for the whole batch
         for _ in range(ACCEPT_BATCH):
-            if limited and self.counting.full(limits, self.listener_key, self.max_connections):
+            if self.counting.full(limits, self.listener_key, self.max_connections):
                 self.pause()
                 return
             try:

@@ -46,6 +46,16 @@ class Admission:
         self.identifying: Counter[str] = Counter()
         self.buckets: dict[str, TokenBucket] = {}
 
+    @staticmethod
+    def applies(limits: Limits) -> bool:
+        """Whether any limit ``admit`` checks is set (else there is nothing to count)."""
+        return not (
+            limits.max_connections_per_source is None
+            and limits.max_identifying is None
+            and limits.max_identifying_per_source is None
+            and limits.connection_rate_per_source is None
+        )
+
     def admit(self, limits: Limits, source: str, identifying_now: int) -> str | None:
         """Count a new connection from ``source`` in, or say which limit refuses it.
         ``identifying_now`` is how many of this process's connections are being identified."""

@@ -149,7 +149,7 @@ class Connection:
         #: (host, port): the peer, or the client a trusted PROXY header names.
         self.client_address: tuple = address[:2]
         #: (host, port) the client dialed, from a trusted PROXY header (else asked of the socket
-        #: only when a route sends a PROXY header: one system call less per connection).
+        #: the first time a route sends a PROXY header: one system call less per connection).
         self.destination: tuple | None = None
         self.admitted = False  # counted by the per-source limits
         self.unmatched = False  # it sent bytes no route rule matched: ``default`` took it
@@ -247,9 +247,8 @@ class Connection:
             self._prefix_read("timeout")
 
     def _stop_reading(self) -> None:
-        if self._read_watcher is not None:
-            dispose(self._read_watcher)
-            self._read_watcher = None
+        dispose(self._read_watcher)
+        self._read_watcher = None
         self._stop_timer()
 
     def _pause_reading(self) -> None:
@@ -259,9 +258,8 @@ class Connection:
         self._stop_timer()
 
     def _stop_timer(self) -> None:
-        if self._timer is not None:
-            dispose(self._timer)
-            self._timer = None
+        dispose(self._timer)
+        self._timer = None
 
     @property
     def _identify_deadline(self) -> float:
@@ -326,16 +324,9 @@ class Connection:
         """Read what is there, feed the identifiers, and decide or wait for more."""
         limit = self.runtime.config.limits.identify_bytes
         while True:
-            if len(self.data) >= limit:
-                self._prefix_read("limit")
-                return
             started = self._clock()
-            chunk = self._read(limit - len(self.data))
+            chunk = self._next_bytes(len(self.data), self._identify_step, self._prefix_read)
             if chunk is None:
-                self._wait_readable(self._identify_step, self._identify_deadline)
-                return
-            if not chunk:
-                self._prefix_read("eof")
                 return
             self.data += chunk
             if len(self.data) >= limit:
@@ -346,6 +337,23 @@ class Connection:
             # already there, so that this client takes turns with the worker's others.
             self._wait_readable(self._identify_step, self._identify_deadline)
             return
+
+    def _next_bytes(self, have: int, step: Callable[[], None], stopped: Callable[[str], None]) -> bytes | None:
+        """The client's next bytes before routing, ``have`` of them read so far; None when there
+        are none to take now: at the byte limit or the end of the stream (``stopped`` was told
+        which), or none arrived yet (``step`` runs again when some do, or the deadline comes)."""
+        limit = self.runtime.config.limits.identify_bytes
+        if have >= limit:
+            stopped("limit")
+            return None
+        chunk = self._read(limit - have)
+        if chunk is None:
+            self._wait_readable(step, self._identify_deadline)
+            return None
+        if not chunk:
+            stopped("eof")
+            return None
+        return chunk
 
     def _clock(self) -> float | None:
         """This thread's CPU time, from the second read on (the first read and its feed, one
@@ -440,18 +448,11 @@ class Connection:
                 self.client.send(answer)
 
     def _postgres_step(self) -> None:
-        exchange, limit = self._postgres, self.runtime.config.limits.identify_bytes
+        exchange = self._postgres
         assert exchange is not None
         while not exchange.done:
-            if len(self._postgres_stream) >= limit:
-                self._postgres_done("limit")
-                return
-            chunk = self._read(limit - len(self._postgres_stream))
+            chunk = self._next_bytes(len(self._postgres_stream), self._postgres_step, self._postgres_done)
             if chunk is None:
-                self._wait_readable(self._postgres_step, self._identify_deadline)
-                return
-            if not chunk:
-                self._postgres_done("eof")
                 return
             self._postgres_stream += chunk
             self._postgres_answer(exchange.receive(self._postgres_stream))
@@ -517,9 +518,8 @@ class Connection:
         self._reject(End.UPSTREAM_UNAVAILABLE)
 
     def _stop_connecting(self) -> None:
-        if self._upstream_watcher is not None:
-            dispose(self._upstream_watcher)
-            self._upstream_watcher = None
+        dispose(self._upstream_watcher)
+        self._upstream_watcher = None
         self._stop_timer()
 
     def _sent_at_once(self) -> bool:
@@ -644,8 +644,9 @@ class Connection:
         assert self.route is not None
         if self.route.proxy_protocol is None:
             return b""
-        destination = self.destination or self.client.getsockname()[:2]
-        return proxyproto.header_for(self.route.proxy_protocol, self.client_address, destination)
+        if self.destination is None:  # asked once, though the header is built per dial
+            self.destination = self.client.getsockname()[:2]
+        return proxyproto.header_for(self.route.proxy_protocol, self.client_address, self.destination)
 
     def _relay(self, upstream_watcher: object, preamble: bytes | None = None) -> None:
         """``preamble``: what the upstream gets first (default: the PROXY header and the prefix)."""
@@ -725,12 +726,12 @@ class Connection:
             self._drained += len(chunk)
         self.close(self.end or End.REJECTED)
 
-    def shut_down(self, reason: str) -> None:
+    def shut_down(self, end: End) -> None:
         """Shutdown: end this connection now, whatever it is doing."""
         if self.relay is not None:
-            self.relay.finish(End(reason))
+            self.relay.finish(end)
         else:
-            self.close(End(reason))
+            self.close(end)
 
     def close(self, end: End) -> None:
         """The one place both sockets are closed, once; then the observers hear of the end."""

@@ -66,12 +66,7 @@ class Counting:
         """Apply the per-source limits to the (real) client; the ``End`` word that refuses it.
         A connection admitted under such limits is counted per source (``admitted``); with none
         configured there is nothing to count."""
-        if (
-            limits.max_connections_per_source is None
-            and limits.max_identifying is None
-            and limits.max_identifying_per_source is None
-            and limits.connection_rate_per_source is None
-        ):
+        if not Admission.applies(limits):
             return None
         refused = self.admission.admit(limits, connection.source, self.identifying - 1)
         if refused is None:
@@ -116,9 +111,9 @@ class Counting:
     def wait_empty(self, timeout: float) -> bool:
         return self._empty.wait(timeout)
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, end: End) -> None:
         for connection in list(self.open):
-            connection.shut_down(reason)
+            connection.shut_down(end)
 
     def stop(self) -> None:
         if self._sweeper is not None:

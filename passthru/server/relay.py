@@ -100,7 +100,7 @@ class Direction:
         budget = TURN_BUDGET
         drained = False
         while budget > 0:
-            if self.in_pipe or self.pending is not None:
+            if self.has_pending():
                 written = self.write_pending()
                 if written is None:
                     self.keep()
@@ -148,12 +148,9 @@ class Direction:
                 self.write_watcher.start(pump, self)
 
     def close_watchers(self) -> None:
-        if self.read_watcher is not None:
-            dispose(self.read_watcher)
-            self.read_watcher = None
-        if self.write_watcher is not None:
-            dispose(self.write_watcher)
-            self.write_watcher = None
+        dispose(self.read_watcher)
+        dispose(self.write_watcher)
+        self.read_watcher = self.write_watcher = None
 
     # -- primitives -------------------------------------------------------------------------
     def write_preamble(self) -> bool:

@@ -30,7 +30,7 @@ from passthru.server.acceptor import Acceptor
 from passthru.server.connection import ConnectionContext
 from passthru.server.counting import Counting
 from passthru.server.health import HealthMonitor
-from passthru.server.lifecycle import Observers
+from passthru.server.lifecycle import End, Observers
 from passthru.server.listener import defer_accept, listen_socket
 from passthru.server.notify import READY, RELOADING, STOPPING, notify
 from passthru.server.observers import CaptureObserver, LogObserver, MetricsObserver
@@ -245,7 +245,7 @@ class Service:
         connections = self.counting
         if not connections.wait_empty(drain):
             log.info("closing %d connections still open after %.1fs", len(connections), drain)
-            connections.close_all("shutdown")
+            connections.close_all(End.SHUTDOWN)
         connections.stop()
         if self.user is not None:
             self.user.stop()
